@@ -1,0 +1,240 @@
+// Wire protocol v1 between parker and the servers that park connections with it.
+// docs/PROTOCOL.md is the normative description; this header is its code.
+//
+// Every message is one frame on a SOCK_STREAM Unix socket:
+//
+//   u32 body_length | u16 type | u16 fd_count | body (body_length bytes)      little-endian
+//
+// and the frame's fd_count fds ride on its first byte (one sendmsg per frame). Frames and
+// fds are matched by the counts frames declare, never by recvmsg boundaries: a receiver
+// queues the fds it gets and hands each complete frame exactly fd_count of them. For PARK,
+// REJECTED and WAKE the n-th fd belongs to the n-th record; other types carry none.
+//
+// Decoding is a pure function of (bytes, number of fds received) — decode() below — so it
+// can be tested exhaustively and fuzzed; I/O lives in FrameReader (frame_reader.hpp).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace parker::protocol {
+
+inline constexpr std::uint16_t kVersionMajor = 1;
+inline constexpr std::uint16_t kVersionMinor = 0;
+
+inline constexpr std::size_t kHeaderSize = 8;
+inline constexpr std::size_t kMaxFrameBody = 16u << 20;   // 16 MiB
+inline constexpr std::size_t kMaxRecordsPerFrame = 253;   // SCM_MAX_FD
+inline constexpr std::size_t kMaxPoolName = 64;
+inline constexpr std::size_t kMaxText = kMaxFrameBody;
+
+enum class MessageType : std::uint16_t {
+  hello = 1,        // owner -> parker
+  welcome = 2,      // parker -> owner
+  error = 3,        // parker -> peer
+  park = 4,         // owner -> parker, one fd per record
+  rejected = 5,     // parker -> owner, one fd per record (the refused fd, returned)
+  wake = 6,         // parker -> owner, one fd per record
+  closed = 7,       // parker -> owner
+  recall = 8,       // owner -> parker
+  drop = 9,         // owner -> parker
+  credit = 10,      // parker -> owner
+  stats = 11,       // peer -> parker
+  stats_reply = 12, // parker -> peer
+  list = 13,        // peer -> parker
+  list_reply = 14,  // parker -> peer
+};
+
+enum class WakeReason : std::uint8_t { readable = 1, hangup = 2, deadline = 3, recalled = 4, shutdown = 5 };
+enum class CloseReason : std::uint8_t {
+  hangup = 1,      // the client went away with nothing to read
+  deadline = 2,    // the idle deadline passed and the park asked for close
+  dropped = 3,     // the owner sent DROP
+  owner_gone = 4,  // a wake waited longer than the owner grace for its pool to come back
+  error = 5,       // the socket reported an error
+  shutdown = 6,    // parker stopped and no session of the pool was connected
+};
+enum class RejectReason : std::uint16_t {
+  quota_owner = 1,    // --max-parked-per-owner reached for this pool
+  quota_total = 2,    // --max-parked reached, or no fd room left in parker
+  not_socket = 3,     // the fd is not a socket (S_ISSOCK)
+  blob_too_big = 4,   // larger than the welcome's max_blob
+  duplicate_id = 5,   // the pool already has a parked connection with this id
+  no_credit = 6,      // sent beyond the credit parker granted
+  shutting_down = 7,  // parker is stopping
+  watch_failed = 8,   // parker could not watch it (e.g. the poll registration failed)
+};
+enum class ErrorCode : std::uint16_t {
+  bad_version = 1,      // fatal: unknown major version
+  not_allowed = 2,      // fatal: peer uid/gid not allowed
+  pool_taken = 3,       // fatal: pool belongs to another uid
+  bad_frame = 4,        // fatal: malformed frame
+  fd_mismatch = 5,      // fatal: fds do not match the declared counts
+  unknown_id = 6,       // not fatal: recall/drop of an id that is not parked
+  hello_required = 7,   // fatal: first frame was not HELLO (or HELLO sent twice)
+  bad_pool_name = 8,    // fatal
+  shutting_down = 9,    // fatal: parker is stopping
+  not_owner = 10,       // not fatal: an observer session (empty pool) cannot park
+};
+
+// Flags of a parked connection.
+inline constexpr std::uint8_t kWakeOnDeadline = 0x01;  // at the deadline hand back (else close)
+inline constexpr std::uint8_t kWakeOnHangup = 0x02;    // a bare hang-up is handed back (else closed)
+inline constexpr std::uint8_t kKnownParkFlags = kWakeOnDeadline | kWakeOnHangup;
+
+struct Hello {
+  std::uint16_t major = kVersionMajor;
+  std::uint16_t minor = kVersionMinor;
+  std::string pool;  // empty: an observer (stats/list only)
+  friend bool operator==(const Hello&, const Hello&) = default;
+};
+
+struct Welcome {
+  std::uint16_t major = kVersionMajor;
+  std::uint16_t minor = kVersionMinor;
+  std::uint32_t max_blob = 0;
+  std::uint32_t max_parked_per_owner = 0;
+  std::uint32_t credit = 0;         // parks this session may have in flight right now
+  std::uint64_t session_id = 0;
+  std::uint32_t parked_in_pool = 0; // connections of the pool parked at this moment
+  friend bool operator==(const Welcome&, const Welcome&) = default;
+};
+
+struct ErrorMessage {
+  ErrorCode code{};
+  bool fatal = false;
+  std::uint64_t id = 0;  // the id concerned, or 0
+  std::string text;
+  friend bool operator==(const ErrorMessage&, const ErrorMessage&) = default;
+};
+
+struct ParkRecord {
+  std::uint64_t id = 0;
+  std::uint32_t deadline_ms = 0;  // idle deadline from arrival in parker; 0 = none
+  std::uint8_t flags = 0;         // kWakeOnDeadline | kWakeOnHangup
+  std::string blob;               // opaque to parker
+  friend bool operator==(const ParkRecord&, const ParkRecord&) = default;
+};
+struct Park {
+  std::vector<ParkRecord> records;
+  friend bool operator==(const Park&, const Park&) = default;
+};
+
+struct RejectRecord {
+  std::uint64_t id = 0;
+  RejectReason reason{};
+  friend bool operator==(const RejectRecord&, const RejectRecord&) = default;
+};
+struct Rejected {
+  std::vector<RejectRecord> records;
+  friend bool operator==(const Rejected&, const Rejected&) = default;
+};
+
+struct WakeRecord {
+  std::uint64_t id = 0;
+  WakeReason reason{};
+  std::string blob;
+  friend bool operator==(const WakeRecord&, const WakeRecord&) = default;
+};
+struct Wake {
+  std::vector<WakeRecord> records;
+  friend bool operator==(const Wake&, const Wake&) = default;
+};
+
+struct CloseRecord {
+  std::uint64_t id = 0;
+  CloseReason reason{};
+  friend bool operator==(const CloseRecord&, const CloseRecord&) = default;
+};
+struct Closed {
+  std::vector<CloseRecord> records;
+  friend bool operator==(const Closed&, const Closed&) = default;
+};
+
+struct Recall {
+  std::vector<std::uint64_t> ids;
+  friend bool operator==(const Recall&, const Recall&) = default;
+};
+struct Drop {
+  std::vector<std::uint64_t> ids;
+  friend bool operator==(const Drop&, const Drop&) = default;
+};
+struct Credit {
+  std::uint32_t grant = 0;  // added to the session's credit
+  friend bool operator==(const Credit&, const Credit&) = default;
+};
+struct StatsRequest {
+  friend bool operator==(const StatsRequest&, const StatsRequest&) = default;
+};
+struct StatsReply {
+  std::string text;  // Prometheus text exposition
+  friend bool operator==(const StatsReply&, const StatsReply&) = default;
+};
+struct ListRequest {
+  friend bool operator==(const ListRequest&, const ListRequest&) = default;
+};
+struct ListReply {
+  std::string text;  // one line per pool
+  friend bool operator==(const ListReply&, const ListReply&) = default;
+};
+
+using Message = std::variant<Hello, Welcome, ErrorMessage, Park, Rejected, Wake, Closed, Recall,
+                             Drop, Credit, StatsRequest, StatsReply, ListRequest, ListReply>;
+
+// The number of fds a message carries on the wire.
+[[nodiscard]] std::size_t fd_count(const Message& message);
+[[nodiscard]] MessageType type_of(const Message& message);
+
+// Appends the frame for `message` to `out`. Batches must not exceed kMaxRecordsPerFrame
+// records or kMaxFrameBody bytes (split them; the client and daemon do).
+void encode(const Message& message, std::vector<std::byte>& out);
+[[nodiscard]] std::vector<std::byte> encode(const Message& message);
+// Body bytes a record adds to a PARK or WAKE frame, to split batches by size.
+[[nodiscard]] std::size_t encoded_size(const ParkRecord& record);
+[[nodiscard]] std::size_t encoded_size(const WakeRecord& record);
+
+enum class DecodeStatus {
+  ok,         // `message` holds a frame of `consumed` bytes that takes `fds` fds
+  need_more,  // not a whole frame yet (or its fds have not all arrived)
+  error,      // malformed: the connection must be closed with every fd received on it
+};
+
+enum class DecodeError {
+  none,
+  frame_too_big,     // body_length over kMaxFrameBody
+  unknown_type,
+  fd_count_invalid,  // a type that carries no fds declares some, or over kMaxRecordsPerFrame
+  record_count,      // record count does not match fd_count, or is over the limit
+  truncated_body,    // the body ends inside a field
+  trailing_bytes,    // bytes left in the body after the last field
+  bad_value,         // an enum or flag value that v1 does not define, or a bad pool name
+  fd_mismatch,       // the frame is whole but fewer fds arrived than it declares
+};
+
+struct DecodeResult {
+  DecodeStatus status = DecodeStatus::need_more;
+  Message message;
+  std::size_t consumed = 0;  // bytes of the frame, header included
+  std::size_t fds = 0;       // fds the frame takes from the receiver's queue
+  DecodeError error = DecodeError::none;
+};
+
+// Decodes the first frame in `bytes`, given how many received fds are waiting for it.
+[[nodiscard]] DecodeResult decode(std::span<const std::byte> bytes, std::size_t fds_available);
+
+[[nodiscard]] std::string_view to_string(MessageType type);
+[[nodiscard]] std::string_view to_string(WakeReason reason);
+[[nodiscard]] std::string_view to_string(CloseReason reason);
+[[nodiscard]] std::string_view to_string(RejectReason reason);
+[[nodiscard]] std::string_view to_string(ErrorCode code);
+[[nodiscard]] std::string_view to_string(DecodeError error);
+
+// A pool name is 1..kMaxPoolName bytes of [A-Za-z0-9._-]; empty means an observer.
+[[nodiscard]] bool valid_pool_name(std::string_view pool);
+
+}  // namespace parker::protocol
