@@ -67,10 +67,12 @@ Error clear_stale_socket(const std::string& path, int type) {
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) return errno == ENOENT ? Error{} : Error::from_errno();
   if (!S_ISSOCK(st.st_mode)) return Error{kErrNotASocketPath};
-  auto probe = make_socket(type, false);
+  // Non-blocking: a blocking connect() to a live listener with a full backlog would wait
+  // until it accepts; EAGAIN says just as well that somebody is alive there.
+  auto probe = make_socket(type, true);
   if (!probe.ok()) return probe.error;
   Error e = connect_to(probe.value.get(), path);
-  if (e.ok()) return Error{EADDRINUSE};  // somebody is alive there
+  if (e.ok() || e.is(EAGAIN) || e.is(EINPROGRESS)) return Error{EADDRINUSE};
   if (!e.is(ECONNREFUSED)) return e;
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) return Error::from_errno();
   return {};
