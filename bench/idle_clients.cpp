@@ -1,0 +1,150 @@
+#include "idle_clients.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#include "loopback.hpp"
+#include "progress.hpp"
+
+namespace parker::bench {
+namespace {
+
+// Source addresses are never reused within a run, so holders of different groups that
+// connect to the same listener cannot compete for ports.
+std::atomic<std::size_t> next_source_index{0};
+
+void write_line(int fd, const std::string& line) {
+  std::size_t done = 0;
+  while (done < line.size()) {
+    ssize_t n = ::write(fd, line.data() + done, line.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    done += static_cast<std::size_t>(n);
+  }
+}
+
+// The holder's whole life: connect, report, wait until told to go, exit (closing them all).
+int hold_connections(const std::string& ip, std::uint16_t port, std::size_t count,
+                     const std::string& source, int status_fd, int control_fd) {
+  std::vector<UniqueFd> sockets;
+  sockets.reserve(count);
+  for (std::size_t i = 0; i < count; ++i) {
+    int error = 0;
+    UniqueFd fd = try_connect_tcp(ip, port, source, error);
+    if (!fd) {
+      write_line(status_fd, fmt::format("E {} connect from {}: {}\n", i, source, std::strerror(error)));
+      break;
+    }
+    sockets.push_back(std::move(fd));
+    if ((i + 1) % 500 == 0) write_line(status_fd, fmt::format("P {}\n", i + 1));
+  }
+  if (sockets.size() == count) write_line(status_fd, fmt::format("D {}\n", count));
+  char byte;
+  while (::read(control_fd, &byte, 1) < 0 && errno == EINTR) {
+  }
+  return 0;
+}
+
+}  // namespace
+
+void IdleClients::open(const std::string& ip, std::uint16_t port, std::size_t count,
+                       std::chrono::milliseconds timeout, Progress* progress) {
+  std::size_t first_new = holders_.size();
+  for (std::size_t left = count; left > 0;) {
+    std::size_t share = std::min(left, kPerHolder);
+    left -= share;
+    int status[2], control[2];
+    if (::pipe2(status, O_CLOEXEC) != 0 || ::pipe2(control, O_CLOEXEC) != 0) {
+      throw std::runtime_error(fmt::format("pipe: {}", std::strerror(errno)));
+    }
+    UniqueFd status_read(status[0]), status_write(status[1]);
+    UniqueFd control_read(control[0]), control_write(control[1]);
+    std::string source = loopback_source(next_source_index++);
+    int sw = status_write.get(), cr = control_read.get();
+    ChildProcess child = ChildProcess::fork_function(
+        [&] { return hold_connections(ip, port, share, source, sw, cr); }, {sw, cr});
+    holders_.push_back(Holder{std::move(child), std::move(status_read), std::move(control_write)});
+  }
+
+  // Collect every new holder's result: progress lines until "D" (done) or "E" (error).
+  std::size_t base = count_;
+  std::vector<std::size_t> done(holders_.size() - first_new, 0);
+  std::vector<bool> finished(done.size(), false);
+  std::vector<std::string> partial(done.size());
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::size_t open_holders = done.size();
+  while (open_holders > 0) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      close_all();
+      throw std::runtime_error(fmt::format("opening {} idle connections to {}:{} took longer than {} s",
+                                           count, ip, port, timeout.count() / 1000));
+    }
+    std::vector<pollfd> polls;
+    std::vector<std::size_t> which;
+    for (std::size_t i = 0; i < done.size(); ++i) {
+      if (finished[i]) continue;
+      polls.push_back({holders_[first_new + i].status.get(), POLLIN, 0});
+      which.push_back(i);
+    }
+    int rc = ::poll(polls.data(), polls.size(), static_cast<int>(std::min<long long>(left.count(), 200)));
+    if (rc < 0 && errno != EINTR) throw std::runtime_error("poll failed");
+    for (std::size_t k = 0; k < polls.size(); ++k) {
+      if (polls[k].revents == 0) continue;
+      std::size_t i = which[k];
+      char buf[512];
+      ssize_t n = ::read(polls[k].fd, buf, sizeof buf);
+      if (n <= 0) {
+        close_all();
+        throw std::runtime_error("an idle-connection holder died before reporting");
+      }
+      partial[i].append(buf, static_cast<std::size_t>(n));
+      std::size_t eol;
+      while ((eol = partial[i].find('\n')) != std::string::npos) {
+        std::string line = partial[i].substr(0, eol);
+        partial[i].erase(0, eol + 1);
+        if (line.size() < 2) continue;
+        if (line[0] == 'E') {
+          close_all();
+          throw std::runtime_error("idle connections: " + line.substr(2));
+        }
+        done[i] = std::stoull(line.substr(2));
+        if (line[0] == 'D') {
+          finished[i] = true;
+          --open_holders;
+        }
+      }
+    }
+    if (progress != nullptr) {
+      std::size_t total = 0;
+      for (auto d : done) total += d;
+      progress->set(base + total);
+    }
+  }
+  count_ += count;
+}
+
+std::vector<pid_t> IdleClients::pids() const {
+  std::vector<pid_t> out;
+  for (const auto& h : holders_) out.push_back(h.process.pid());
+  return out;
+}
+
+void IdleClients::close_all() {
+  for (auto& h : holders_) h.control.reset();  // EOF: each holder exits, closing its sockets
+  for (auto& h : holders_) {
+    if (!h.process.wait(10s)) h.process.stop(1s);
+  }
+  holders_.clear();
+  count_ = 0;
+}
+
+}  // namespace parker::bench

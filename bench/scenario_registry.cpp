@@ -1,0 +1,28 @@
+// Every scenario, in the order a run executes them (numbers are issue 5's items).
+// To add one: write scenario_<name>.cpp with run_<name>(), declare it in scenario.hpp,
+// add a row here and the file to CMakeLists.txt.
+#include "scenario.hpp"
+
+namespace parker::bench {
+
+const std::vector<Scenario>& all_scenarios() {
+  static const std::vector<Scenario> table = {
+      {"fd_passing_raw", "(1) fds/s through the library vs raw sendmsg/recvmsg vs libuv IPC",
+       run_fd_passing_raw},
+      {"park_wake_throughput", "(2) connections parked and woken per second through parker",
+       run_park_wake_throughput},
+      {"idle_scale", "(3) memory of N idle connections with and without parking",
+       run_idle_scale},
+      {"wake_latency", "(4) first-request round trip on a parked vs a live connection",
+       run_wake_latency},
+      {"proxy_nutcracker", "(5) nutcracker in front: memory per idle client, cost of the hop",
+       run_proxy_nutcracker},
+      {"idle_cost", "(6) CPU used while holding N parked connections with no traffic",
+       run_idle_cost},
+      {"server_speed", "(7) redis-benchmark ping/set/get: heavy_server vs redis-server",
+       run_server_speed},
+  };
+  return table;
+}
+
+}  // namespace parker::bench
