@@ -81,6 +81,7 @@ int main(int argc, char** argv) {
   std::string socket_path = demo::default_socket_path();
   app.add_option("-s,--socket", socket_path, "demo_server's socket ('@name': abstract namespace)")
       ->capture_default_str();
+  app.footer(demo::kDefaultSocketRule);
   CLI11_PARSE(app, argc, argv);
   spdlog::set_default_logger(spdlog::stderr_color_mt("demo_client"));
   std::signal(SIGPIPE, SIG_IGN);  // a reader gone on the server side shows up as EPIPE instead

@@ -69,6 +69,7 @@ int main(int argc, char** argv) {
   app.add_option("-s,--socket", socket_path,
                  "Unix socket to listen on ('@name': Linux abstract namespace)")
       ->capture_default_str();
+  app.footer(demo::kDefaultSocketRule);
   CLI11_PARSE(app, argc, argv);
   spdlog::set_default_logger(spdlog::stderr_color_mt("demo_server"));
 
