@@ -27,7 +27,7 @@ std::string script_for(const PlotSpec& plot, const std::filesystem::path& out_di
   s += "set grid\nset key outside bottom center horizontal\n";
   if (plot.log_x) s += "set logscale x\n";
   if (plot.log_y) s += "set logscale y\n";
-  s += "set format y \"%.3s%c\"\n";
+  if (!plot.y_format.empty()) s += fmt::format("set format y {}\n", quoted(plot.y_format));
   std::vector<std::string> parts;
   for (std::size_t i = 0; i < plot.series.size(); ++i) {
     const auto& series = plot.series[i];

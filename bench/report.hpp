@@ -38,6 +38,7 @@ struct PlotSpec {
   bool log_x = false;
   bool log_y = false;
   std::string style = "linespoints";  // gnuplot "with" style; "lines" for CDFs
+  std::string y_format;               // gnuplot "set format y", e.g. "%.1s%c" for 1.5M
   std::vector<PlotSeries> series;
 };
 

@@ -45,7 +45,7 @@ void run_fd_passing_raw(const Config& config, ScenarioReport& report) {
   progress.finish();
 
   PlotSpec plot{"fd_passing_raw.png", "fd passing: fds per second between two processes",
-                "fds per message", "fds per second", true, false, "linespoints", {}};
+                "fds per message", "fds per second", true, false, "linespoints", "%.1s%c", {}};
   PlotSeries floor_series{"floor (raw sendmsg/recvmsg)", {}};
   PlotSeries library_series{"parker library", {}};
   PlotSeries libuv_series{"libuv uv_write2 (one fd per write)", {}};

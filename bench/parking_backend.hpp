@@ -1,0 +1,52 @@
+// Something that parks connections: the minimal parker written straight on the syscalls
+// (the floor), or parker itself with a small server using its client library (the hook).
+// wake_latency and idle_cost measure every backend the same way through this interface.
+//
+// The contract a backend implements:
+//   - a server process listens on two loopback ports;
+//   - a connection accepted on park_port() is parked at once (handed to the watcher);
+//   - when a parked connection becomes readable it is woken (handed back to the server),
+//     which reads the request, writes one reply byte per request byte, and parks it again;
+//   - a connection accepted on live_port() stays in the server's own event loop and is
+//     served the same way, never parked;
+//   - parked_count() counts connections held by the watcher (not in flight), so a probe
+//     can wait until its connection really is parked before it measures a wake.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "config.hpp"
+
+namespace parker::bench {
+
+class ParkingBackend {
+ public:
+  virtual ~ParkingBackend() = default;
+
+  [[nodiscard]] virtual std::string name() const = 0;
+  // Starts the processes; throws std::runtime_error when they cannot start.
+  virtual void start(const Config& config) = 0;
+  // Stops every process started (also done by the destructor).
+  virtual void stop() = 0;
+
+  [[nodiscard]] virtual std::uint16_t park_port() const = 0;
+  [[nodiscard]] virtual std::uint16_t live_port() const = 0;
+  [[nodiscard]] virtual std::uint64_t parked_count() const = 0;
+  // The process that holds the parked sockets, and the server.
+  [[nodiscard]] virtual pid_t watcher_pid() const = 0;
+  [[nodiscard]] virtual pid_t server_pid() const = 0;
+};
+
+// The floor: epoll + sendmsg/recvmsg in a few dozen lines (minimal_parker.cpp).
+[[nodiscard]] std::unique_ptr<ParkingBackend> make_minimal_parker();
+
+// HOOK — parker itself (parking_backend_parker.cpp). Returns nullptr and sets `why` while
+// it cannot run (parker or its client library not built yet).
+[[nodiscard]] std::unique_ptr<ParkingBackend> make_parker_backend(const Config& config,
+                                                                  std::string& why);
+
+}  // namespace parker::bench
