@@ -49,6 +49,12 @@ std::optional<Frame> FrameReader::next() {
     if (fds_.size() > allowed) fail(DecodeError::fd_mismatch);
     return std::nullopt;
   }
+  // The same rule for a whole frame with nothing after it: fds beyond its own cannot belong
+  // to a later frame, so refuse the frame rather than act on a peer already proven wrong.
+  if (r.consumed == pending.size() && fds_.size() > r.fds) {
+    fail(DecodeError::fd_mismatch);
+    return std::nullopt;
+  }
   Frame frame{std::move(r.message), {}};
   frame.fds.reserve(r.fds);
   for (std::size_t i = 0; i < r.fds; ++i) {
