@@ -1,0 +1,151 @@
+// Server: heavy_server's service on one libuv loop — the listener, the connections, the
+// keyspace, the channels, the counters, expiry, and graceful shutdown.
+//
+// Parking plugs in through five calls, so the parking code needs nothing else from here:
+//   detach_connection(id, stand_in, max_blob)  an idle connection → its fd + session blob
+//   adopt_connection(fd, blob, stand_in)       a socket handed back → served again, same session
+//   detach_listener() / adopt_listener(fd)     the listening socket across a restart
+//   for_each_connection(f), stats().parking    to find idle connections and report parking
+//
+// Every handle is closed before the loop ends: after shutdown() completes (on_stopped runs),
+// uv_run() returns once the close callbacks have run, and the Server may then be destroyed.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "heavy/engine.hpp"
+#include "heavy/keyspace.hpp"
+#include "heavy/pubsub.hpp"
+#include "heavy/resp_parser.hpp"
+#include "heavy/stats.hpp"
+#include "parker/unique_fd.hpp"
+
+namespace heavy {
+
+class Connection;
+class Listener;
+
+struct ServerOptions {
+  std::string bind = "127.0.0.1";
+  std::uint16_t port = 6380;                 // 0: ephemeral
+  std::size_t session_bytes = 256 * 1024;    // working set of each active session
+  RespLimits limits;
+  std::uint64_t drain_timeout_ms = 5000;     // graceful shutdown: then close what is left
+};
+
+struct DetachedConnection {
+  parker::UniqueFd fd;          // the client's socket, still open, no longer watched
+  std::vector<std::byte> blob;  // its session (encode_session)
+  std::uint64_t client_id = 0;
+};
+
+struct DetachResult {
+  std::optional<DetachedConnection> detached;
+  std::string_view error;  // why not: "no such client", "not idle", "session too large"
+};
+
+struct AdoptResult {
+  Connection* connection = nullptr;  // served from now on
+  parker::UniqueFd fd;               // on failure the socket is given back, still open
+  std::string_view error;
+};
+
+class Server {
+ public:
+  Server(uv_loop_t* loop, ServerOptions options);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds options.bind:options.port and starts accepting. Empty string on success.
+  [[nodiscard]] std::string listen();
+  // Accepts on an already listening socket (handed over by a previous process).
+  [[nodiscard]] std::string adopt_listener(parker::UniqueFd fd);
+  // Stops accepting and gives the listening socket away (for the next process). Invalid if none.
+  [[nodiscard]] parker::UniqueFd detach_listener() noexcept;
+  // "127.0.0.1:6380", or empty when not listening.
+  [[nodiscard]] std::string listening_address() const;
+
+  // Graceful shutdown: stop accepting, let requests in progress finish and their replies go
+  // out, close every connection (after options.drain_timeout_ms, by force), close the server's
+  // own handles, then call on_stopped. A second call closes every connection at once.
+  void shutdown() noexcept;
+  void set_on_stopped(std::function<void()> on_stopped) { on_stopped_ = std::move(on_stopped); }
+  [[nodiscard]] bool stopping() const noexcept { return stopping_; }
+
+  // --- Parking integration ---
+  // Takes an idle connection off the loop: rebinds its subscriptions to `stand_in` (or drops
+  // them when null), serialises its session (refusing when over max_blob), frees its memory and
+  // hands over its socket.
+  [[nodiscard]] DetachResult detach_connection(std::uint64_t client_id, PubSubSink* stand_in = nullptr,
+                                               std::size_t max_blob = SIZE_MAX);
+  // Serves `fd` again with the session in `blob`; subscriptions held by `stand_in` (if any) move
+  // back to the connection, the others are subscribed afresh. A bad blob or a failure gives the fd
+  // back (and changes nothing).
+  [[nodiscard]] AdoptResult adopt_connection(parker::UniqueFd fd, std::span<const std::byte> blob,
+                                             PubSubSink* stand_in = nullptr);
+  template <class F>
+  void for_each_connection(F&& f) {
+    for (auto& [id, conn] : connections_) f(*conn);
+  }
+  [[nodiscard]] Connection* find_connection(std::uint64_t client_id) const;
+  [[nodiscard]] std::size_t connection_count() const noexcept { return connections_.size(); }
+
+  [[nodiscard]] uv_loop_t* loop() const noexcept { return loop_; }
+  [[nodiscard]] const ServerOptions& options() const noexcept { return options_; }
+  [[nodiscard]] Engine& engine() noexcept { return engine_; }
+  [[nodiscard]] Keyspace& keyspace() noexcept { return keyspace_; }
+  [[nodiscard]] PubSub& pubsub() noexcept { return pubsub_; }
+  [[nodiscard]] ServerStats& stats() noexcept { return stats_; }
+  [[nodiscard]] ServerIdentity& identity() noexcept { return identity_; }
+
+  // --- For Connection ---
+  void forget(Connection& conn) noexcept;      // it is closing or detaching
+  void queue_flush(Connection* conn);          // it has output queued by a delivery
+
+ private:
+  static void on_sweep(uv_timer_t* timer) noexcept;
+  static void on_check(uv_check_t* check) noexcept;
+  static void on_drain_timeout(uv_timer_t* timer) noexcept;
+  static void on_handle_closed(uv_handle_t* handle) noexcept;
+
+  [[nodiscard]] std::string start_listener(parker::UniqueFd fd);
+  void accept_pending() noexcept;
+  void accept_one(parker::UniqueFd fd) noexcept;
+  [[nodiscard]] Session new_session() noexcept;
+  void close_all_connections() noexcept;
+  void maybe_finish() noexcept;
+
+  uv_loop_t* loop_;
+  ServerOptions options_;
+  Keyspace keyspace_;
+  PubSub pubsub_;
+  ServerStats stats_;
+  ServerIdentity identity_;
+  Engine engine_;
+
+  Listener* listener_ = nullptr;
+  std::unordered_map<std::uint64_t, Connection*> connections_;
+  std::vector<Connection*> flush_queue_;
+  std::uint64_t next_client_id_ = 1;
+  parker::UniqueFd spare_fd_;  // closed to accept-and-drop when out of descriptors (EMFILE)
+
+  uv_timer_t sweep_timer_{};
+  uv_check_t flush_check_{};
+  uv_timer_t drain_timer_{};
+  int open_handles_ = 0;
+  bool stopping_ = false;
+  bool finished_ = false;
+  std::function<void()> on_stopped_;
+};
+
+}  // namespace heavy

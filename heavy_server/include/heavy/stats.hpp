@@ -1,0 +1,35 @@
+// Counters INFO reports. Plain structs: the server and the parking code update them, the
+// engine reads them.
+#pragma once
+
+#include <cstdint>
+
+namespace heavy {
+
+// Filled in by the parking integration; zeros until then, but INFO already shows them so the
+// fields never change shape.
+struct ParkingStats {
+  std::uint64_t parked_connections = 0;  // gauge: connections parked right now
+  std::uint64_t parks_total = 0;
+  std::uint64_t wakes_total = 0;
+  std::uint64_t park_failures_total = 0;
+};
+
+struct ServerStats {
+  std::uint64_t connections_received = 0;
+  std::uint64_t commands_processed = 0;
+  std::uint64_t rejected_connections = 0;  // refused at accept (out of fds or memory)
+  std::uint64_t protocol_errors = 0;
+  std::uint64_t active_connections = 0;    // gauge: connections served by this process now
+  std::uint64_t subscriber_connections = 0;
+  ParkingStats parking;
+};
+
+// Facts about the process that INFO server reports.
+struct ServerIdentity {
+  std::uint16_t tcp_port = 0;
+  std::int64_t started_unix_ms = 0;
+  std::uint64_t session_bytes = 0;
+};
+
+}  // namespace heavy
