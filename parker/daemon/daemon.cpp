@@ -1,0 +1,414 @@
+#include "daemon.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <filesystem>
+
+#include "control_session.hpp"
+#include "parker/peer_credentials.hpp"
+#include "parker/unix_socket.hpp"
+#include "pool.hpp"
+
+namespace parker::daemon {
+namespace {
+
+constexpr int kAcceptsPerEvent = 64;
+constexpr std::uint32_t kMaxCreditWindow = 2048;
+constexpr std::uint32_t kMinCreditWindow = 253;
+
+template <class Handle>
+uv_handle_t* as_handle(Handle* h) {
+  return reinterpret_cast<uv_handle_t*>(h);
+}
+
+UniqueFd open_spare_fd() { return UniqueFd(::open("/", O_RDONLY | O_CLOEXEC)); }
+
+bool is_abstract(const std::string& path) { return !path.empty() && path.front() == '@'; }
+
+}  // namespace
+
+Daemon::Daemon(uv_loop_t* loop, Config config, std::size_t fd_limit, std::function<void()> reopen_log)
+    : loop_(loop),
+      config_(std::move(config)),
+      capacity_(fd_limit),
+      max_parked_(capacity_.budget()),
+      reopen_log_(std::move(reopen_log)) {
+  if (config_.max_parked != 0) max_parked_ = std::min<std::size_t>(config_.max_parked, max_parked_);
+}
+
+Daemon::~Daemon() = default;
+
+// ---- start and stop ------------------------------------------------------------------------
+
+Error Daemon::start() {
+  const std::string& path = config_.socket_path;
+  if (::geteuid() == 0 && path == "/run/parker/parker.sock") {
+    std::error_code ec;
+    std::filesystem::create_directories("/run/parker", ec);
+    (void)::chmod("/run/parker", 0755);
+  }
+  auto listening = listen_unix(path, ListenOptions{config_.socket_mode, 1024, 0, true});
+  if (!listening.ok()) return listening.error;
+  listen_fd_ = std::move(listening.value);
+  spare_fd_ = open_spare_fd();
+
+  uv_poll_init(loop_, &listener_, listen_fd_.get());
+  listener_.data = this;
+  uv_poll_start(&listener_, UV_READABLE, on_listener);
+  listening_ = true;
+
+  uv_timer_init(loop_, &deadline_timer_);
+  uv_timer_init(loop_, &grace_timer_);
+  uv_timer_init(loop_, &shutdown_timer_);
+  deadline_timer_.data = grace_timer_.data = shutdown_timer_.data = this;
+  uv_check_init(loop_, &flush_check_);
+  uv_prepare_init(loop_, &flush_prepare_);
+  flush_check_.data = this;
+  flush_prepare_.data = this;
+  uv_check_start(&flush_check_, on_flush);
+  uv_prepare_start(&flush_prepare_, on_prepare);
+  uv_signal_init(loop_, &sigterm_);
+  uv_signal_init(loop_, &sigint_);
+  uv_signal_init(loop_, &sighup_);
+  sigterm_.data = sigint_.data = sighup_.data = this;
+  if (config_.handle_signals) {
+    uv_signal_start(&sigterm_, on_signal, SIGTERM);
+    uv_signal_start(&sigint_, on_signal, SIGINT);
+    uv_signal_start(&sighup_, on_signal, SIGHUP);
+  }
+  handles_open_ = true;
+  spdlog::info("listening on {}", path);
+  spdlog::info("fd limit {}: room for {} parked connections (max parked {}), max blob {} bytes, owner grace {} ms",
+               capacity_.fd_limit(), capacity_.budget(), max_parked_, config_.max_blob,
+               config_.owner_grace.count());
+  return {};
+}
+
+int Daemon::run() {
+  uv_run(loop_, UV_RUN_DEFAULT);
+  return 0;
+}
+
+void Daemon::request_shutdown() {
+  if (stopping_) {
+    spdlog::info("second stop request: closing everything now");
+    stop_now();
+    return;
+  }
+  stopping_ = true;
+  spdlog::info("shutting down: handing {} parked connections back to their owners", parked_total_);
+  if (listening_) {
+    listening_ = false;
+    uv_close(as_handle(&listener_), nullptr);
+    listen_fd_.reset();
+    if (!is_abstract(config_.socket_path)) (void)::unlink(config_.socket_path.c_str());
+  }
+  for (auto& [name, pool] : pools_) pool->shutdown();
+  for (ControlSession* s : std::vector<ControlSession*>(sessions_.begin(), sessions_.end())) s->finish();
+  uv_timer_start(&shutdown_timer_, on_shutdown_timer, static_cast<std::uint64_t>(config_.shutdown_flush.count()), 0);
+  maybe_finish_shutdown();
+}
+
+void Daemon::maybe_finish_shutdown() {
+  if (stopping_ && !stopped_ && sessions_.empty()) stop_now();
+}
+
+void Daemon::stop_now() {
+  if (stopped_) return;
+  stopped_ = true;
+  stopping_ = true;
+  if (listening_) {
+    listening_ = false;
+    uv_close(as_handle(&listener_), nullptr);
+    listen_fd_.reset();
+    if (!is_abstract(config_.socket_path)) (void)::unlink(config_.socket_path.c_str());
+  }
+  // Sessions still writing after the flush time: what they could not send is closed.
+  for (ControlSession* s : std::vector<ControlSession*>(sessions_.begin(), sessions_.end())) s->close();
+  for (auto& [name, pool] : pools_) pool->shutdown();
+  spdlog::info("stopped: {} wakes, {} closes, {} parks in total", [&] {
+    std::uint64_t n = 0;
+    for (auto v : counters_.wakes) n += v;
+    return n;
+  }(), [&] {
+    std::uint64_t n = 0;
+    for (auto v : counters_.closed) n += v;
+    return n;
+  }(), counters_.parks_total);
+  close_handles();
+}
+
+void Daemon::close_handles() {
+  if (!handles_open_) return;
+  handles_open_ = false;
+  for (uv_handle_t* h : {as_handle(&sigterm_), as_handle(&sigint_), as_handle(&sighup_),
+                         as_handle(&deadline_timer_), as_handle(&grace_timer_), as_handle(&shutdown_timer_),
+                         as_handle(&flush_check_), as_handle(&flush_prepare_)}) {
+    uv_close(h, nullptr);
+  }
+  spare_fd_.reset();
+}
+
+// ---- signals and timers --------------------------------------------------------------------
+
+void Daemon::on_signal(uv_signal_t* handle, int signum) noexcept {
+  auto* self = static_cast<Daemon*>(handle->data);
+  if (signum == SIGHUP) {
+    spdlog::info("SIGHUP: reopening the log");
+    if (self->reopen_log_) self->reopen_log_();
+    return;
+  }
+  spdlog::info("{}: stopping", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+  self->request_shutdown();
+}
+
+void Daemon::on_shutdown_timer(uv_timer_t* handle) noexcept {
+  auto* self = static_cast<Daemon*>(handle->data);
+  spdlog::warn("shutdown: {} sessions still had output after {} ms; closing them", self->sessions_.size(),
+               self->config_.shutdown_flush.count());
+  self->stop_now();
+}
+
+void Daemon::schedule_deadline(ParkedSocket& socket) {
+  deadlines_.push(socket);
+  if (deadlines_.top() == &socket) deadline_dirty_ = true;
+}
+
+void Daemon::cancel_deadline(ParkedSocket& socket) noexcept {
+  bool was_top = deadlines_.top() == &socket;
+  deadlines_.erase(socket);
+  if (was_top) deadline_dirty_ = true;
+}
+
+void Daemon::rearm_deadline_timer() {
+  deadline_dirty_ = false;
+  if (!handles_open_) return;
+  ParkedSocket* first = deadlines_.top();
+  if (first == nullptr) {
+    if (armed_deadline_ != 0) uv_timer_stop(&deadline_timer_);
+    armed_deadline_ = 0;
+    return;
+  }
+  if (first->deadline == armed_deadline_) return;
+  armed_deadline_ = first->deadline;
+  std::uint64_t now = uv_now(loop_);
+  uv_timer_start(&deadline_timer_, on_deadline_timer, first->deadline > now ? first->deadline - now : 0, 0);
+}
+
+void Daemon::on_deadline_timer(uv_timer_t* handle) noexcept {
+  auto* self = static_cast<Daemon*>(handle->data);
+  self->armed_deadline_ = 0;
+  self->expire_deadlines();
+  self->rearm_deadline_timer();
+}
+
+void Daemon::expire_deadlines() {
+  std::uint64_t now = uv_now(loop_);
+  while (ParkedSocket* s = deadlines_.pop_expired(now)) s->pool().deadline_passed(*s);
+}
+
+void Daemon::held_added() noexcept {
+  ++held_total_;
+  // Every new hold expires after all earlier ones: only an idle timer needs arming.
+  if (handles_open_ && !uv_is_active(as_handle(&grace_timer_))) {
+    uv_timer_start(&grace_timer_, on_grace_timer, static_cast<std::uint64_t>(config_.owner_grace.count()), 0);
+  }
+}
+
+void Daemon::on_grace_timer(uv_timer_t* handle) noexcept { static_cast<Daemon*>(handle->data)->sweep_held(); }
+
+void Daemon::sweep_held() {
+  std::uint64_t now = uv_now(loop_);
+  std::uint64_t next = 0;
+  for (auto& [name, pool] : pools_) {
+    std::uint64_t t = pool->expire_held(now);
+    if (t != 0) next = next == 0 ? t : std::min(next, t);
+  }
+  if (next != 0 && handles_open_) uv_timer_start(&grace_timer_, on_grace_timer, next > now ? next - now : 0, 0);
+}
+
+// ---- the listener --------------------------------------------------------------------------
+
+void Daemon::on_listener(uv_poll_t* handle, int status, int /*events*/) noexcept {
+  auto* self = static_cast<Daemon*>(handle->data);
+  if (status < 0) {
+    spdlog::error("listener: {}", uv_strerror(status));
+    return;
+  }
+  self->accept_connections();
+}
+
+void Daemon::accept_connections() {
+  for (int i = 0; i < kAcceptsPerEvent && listening_; ++i) {
+    auto accepted = accept_connection(listen_fd_.get(), true);
+    if (accepted.ok()) {
+      new_session(std::move(accepted.value));
+      continue;
+    }
+    int e = accepted.error.code;
+    if (e == EAGAIN || e == EWOULDBLOCK) return;
+    if (e == EMFILE || e == ENFILE) {
+      shed_one_connection();
+      continue;
+    }
+    if (e == ECONNABORTED || e == EPROTO || e == EINTR) continue;
+    spdlog::error("accept: {}", describe(accepted.error));
+    return;
+  }
+}
+
+// Out of descriptors: a level-triggered listener would report the same pending connection
+// forever. Like libuv's uv__emfile_trick: give up the spare fd, accept, close at once (the
+// peer sees its connection closed), take the spare back.
+void Daemon::shed_one_connection() {
+  ++counters_.accept_emfile_total;
+  if (counters_.accept_emfile_total == 1 || counters_.accept_emfile_total % 1000 == 0) {
+    spdlog::warn("out of file descriptors: refusing connections ({} so far)", counters_.accept_emfile_total);
+  }
+  spare_fd_.reset();
+  auto shed = accept_connection(listen_fd_.get(), true);
+  shed.value.reset();
+  spare_fd_ = open_spare_fd();
+}
+
+bool Daemon::peer_allowed(uid_t uid, gid_t gid) const {
+  if (uid == 0 || uid == ::geteuid()) return true;
+  if (std::find(config_.allowed_uids.begin(), config_.allowed_uids.end(), uid) != config_.allowed_uids.end()) {
+    return true;
+  }
+  return std::find(config_.allowed_gids.begin(), config_.allowed_gids.end(), gid) != config_.allowed_gids.end();
+}
+
+void Daemon::new_session(UniqueFd fd) {
+  auto creds = peer_credentials(fd.get());
+  auto* session = new ControlSession(*this, std::move(fd), creds.value, next_session_id_++);
+  if (Error e = session->start(); e.failed()) {
+    spdlog::error("cannot watch a new session: {}", describe(e));
+    delete session;
+    return;
+  }
+  sessions_.insert(session);
+  capacity_.session_opened();
+  ++counters_.sessions_total;
+  if (!creds.ok()) {
+    spdlog::warn("refused a peer: cannot read its credentials: {}", describe(creds.error));
+    session->fail(protocol::ErrorCode::not_allowed, "parker cannot read this peer's credentials");
+  } else if (!peer_allowed(creds.value.uid, creds.value.gid)) {
+    spdlog::warn("refused peer uid {} gid {} pid {}: not allowed", creds.value.uid, creds.value.gid, creds.value.pid);
+    session->fail(protocol::ErrorCode::not_allowed,
+                  fmt::format("uid {} gid {} is not allowed to use this parker", creds.value.uid, creds.value.gid));
+  } else {
+    spdlog::debug("session {}: connected (uid {}, pid {})", session->id(), creds.value.uid, creds.value.pid);
+  }
+}
+
+void Daemon::session_closing(ControlSession& session, bool was_owner) {
+  sessions_.erase(&session);
+  if (session.dirty) std::erase(dirty_, &session);
+  session.dirty = false;
+  capacity_.session_closed();
+  if (was_owner) --owner_sessions_;
+  credit_dirty_ = true;
+  maybe_finish_shutdown();
+}
+
+// ---- pools -------------------------------------------------------------------------------
+
+Pool* Daemon::pool_for(const std::string& name, uid_t uid) {
+  auto it = pools_.find(name);
+  if (it == pools_.end()) it = pools_.emplace(name, std::make_unique<Pool>(*this, name, uid)).first;
+  if (it->second->owner_uid() != uid) return nullptr;
+  return it->second.get();
+}
+
+void Daemon::pool_may_be_idle(Pool& pool) { idle_candidates_.push_back(pool.name()); }
+
+void Daemon::parked_added(std::size_t blob_bytes) noexcept {
+  ++parked_total_;
+  blob_bytes_total_ += blob_bytes;
+}
+
+void Daemon::parked_removed(std::size_t blob_bytes) noexcept {
+  --parked_total_;
+  blob_bytes_total_ -= blob_bytes;
+}
+
+void Daemon::fds_released(std::size_t n) noexcept {
+  capacity_.fds_released(n);
+  credit_dirty_ = true;
+}
+
+std::uint32_t Daemon::credit_window() const noexcept {
+  std::size_t share = capacity_.budget() / std::max<std::size_t>(owner_sessions_, 1);
+  return static_cast<std::uint32_t>(std::clamp<std::size_t>(share, kMinCreditWindow, kMaxCreditWindow));
+}
+
+// ---- the end-of-iteration flush --------------------------------------------------------------
+
+void Daemon::mark_dirty(ControlSession& session) {
+  if (session.dirty || session.closed()) return;
+  session.dirty = true;
+  dirty_.push_back(&session);
+}
+
+void Daemon::on_flush(uv_check_t* handle) noexcept { static_cast<Daemon*>(handle->data)->flush(); }
+void Daemon::on_prepare(uv_prepare_t* handle) noexcept { static_cast<Daemon*>(handle->data)->flush(); }
+
+void Daemon::flush() {
+  // Pumping can close a session, whose wakes then go to another session: a few rounds.
+  for (int round = 0; round < 8 && (!dirty_.empty() || credit_dirty_); ++round) {
+    if (credit_dirty_) distribute_credit();
+    std::vector<ControlSession*> batch;
+    batch.swap(dirty_);
+    for (ControlSession* s : batch) s->dirty = false;
+    for (ControlSession* s : batch) s->pump();
+  }
+  if (deadline_dirty_) rearm_deadline_timer();
+  if (!idle_candidates_.empty()) {
+    std::vector<std::string> names;
+    names.swap(idle_candidates_);
+    for (const auto& name : names) {
+      auto it = pools_.find(name);
+      if (it != pools_.end() && it->second->idle()) pools_.erase(it);
+    }
+  }
+}
+
+void Daemon::distribute_credit() {
+  credit_dirty_ = false;
+  if (capacity_.available() == 0) return;
+  for (ControlSession* s : sessions_) s->top_up_credit();
+}
+
+// ---- stats ---------------------------------------------------------------------------------
+
+std::string Daemon::stats_text() const {
+  Gauges g;
+  g.parked = parked_total_;
+  g.held_wakes = held_total_;
+  g.blob_bytes = blob_bytes_total_;
+  g.owner_sessions = owner_sessions_;
+  for (ControlSession* s : sessions_) g.observer_sessions += s->is_observer() ? 1 : 0;
+  g.pools = pools_.size();
+  g.fd_budget = capacity_.budget();
+  g.client_fds = capacity_.client_fds();
+  g.credit_outstanding = capacity_.credit();
+  return render_prometheus(counters_, g);
+}
+
+std::string Daemon::list_text() const {
+  std::vector<PoolLine> lines;
+  for (const auto& [name, pool] : pools_) {
+    lines.push_back({name, static_cast<unsigned>(pool->owner_uid()), pool->sessions(), pool->parked(), pool->held(),
+                     pool->blob_bytes()});
+  }
+  return render_pool_list(std::move(lines));
+}
+
+}  // namespace parker::daemon

@@ -1,0 +1,145 @@
+// Daemon: the parker service on one libuv loop — the listener, the control sessions, the
+// pools of parked connections, the one deadline timer, signals, and the end-of-iteration
+// flush that batches wakes per session.
+//
+// Loop phases used (libuv runs timers, prepare, I/O poll, check, close callbacks):
+//   - I/O callbacks (sessions, parked sockets, the listener) only queue work: wake records,
+//     replies, credit changes.
+//   - check (after I/O) and prepare (before the next poll) flush that work: each dirty
+//     session encodes its pending wakes into WAKE frames of up to 253 records and writes
+//     them; credit is topped up; the deadline timer is re-armed; idle pools are forgotten.
+//   - close callbacks free parked sockets and sessions (memory of a uv handle is released
+//     only there).
+#pragma once
+
+#include <uv.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "capacity.hpp"
+#include "deadline_heap.hpp"
+#include "options.hpp"
+#include "parked_socket.hpp"
+#include "parker/error.hpp"
+#include "parker/unique_fd.hpp"
+#include "stats.hpp"
+
+namespace parker::daemon {
+
+class ControlSession;
+class Pool;
+
+class Daemon {
+ public:
+  // `reopen_log` is called on SIGHUP (may be empty).
+  Daemon(uv_loop_t* loop, Config config, std::size_t fd_limit, std::function<void()> reopen_log = {});
+  ~Daemon();
+  Daemon(const Daemon&) = delete;
+  Daemon& operator=(const Daemon&) = delete;
+
+  // Listens and installs the handles. Returns the error that prevented it.
+  [[nodiscard]] Error start();
+  // Runs the loop until shutdown has completed; returns the process exit code.
+  int run();
+  // What SIGTERM/SIGINT do: hand everything back, flush, stop. A second call stops at once.
+  void request_shutdown();
+
+  // ---- for pools and sessions --------------------------------------------------------
+  [[nodiscard]] uv_loop_t* loop() const noexcept { return loop_; }
+  [[nodiscard]] const Config& config() const noexcept { return config_; }
+  [[nodiscard]] Capacity& capacity() noexcept { return capacity_; }
+  [[nodiscard]] Counters& counters() noexcept { return counters_; }
+  [[nodiscard]] std::uint64_t now() const noexcept { return uv_now(loop_); }
+  [[nodiscard]] bool shutting_down() const noexcept { return stopping_; }
+  [[nodiscard]] std::size_t max_parked() const noexcept { return max_parked_; }
+  [[nodiscard]] std::size_t parked_total() const noexcept { return parked_total_; }
+  [[nodiscard]] std::uint32_t credit_window() const noexcept;
+
+  // The pool named `name` for a peer of `uid`, created on first use; null if another uid owns it.
+  [[nodiscard]] Pool* pool_for(const std::string& name, uid_t uid);
+  void pool_may_be_idle(Pool& pool);
+
+  void schedule_deadline(ParkedSocket& socket);
+  void cancel_deadline(ParkedSocket& socket) noexcept;
+  void parked_added(std::size_t blob_bytes) noexcept;
+  void parked_removed(std::size_t blob_bytes) noexcept;
+  void held_added() noexcept;
+  void held_removed(std::size_t n) noexcept { held_total_ -= n; }
+
+  // Fds left parker (sent or closed): capacity may grant credit again.
+  void fds_released(std::size_t n) noexcept;
+  void credit_changed() noexcept { credit_dirty_ = true; }
+  void mark_dirty(ControlSession& session);
+  void session_became_owner() noexcept { ++owner_sessions_; }
+  // A session is closing: it leaves every list (memory freed by its close callback).
+  void session_closing(ControlSession& session, bool was_owner);
+
+  [[nodiscard]] std::string stats_text() const;
+  [[nodiscard]] std::string list_text() const;
+
+ private:
+  static void on_listener(uv_poll_t* handle, int status, int events) noexcept;
+  static void on_signal(uv_signal_t* handle, int signum) noexcept;
+  static void on_deadline_timer(uv_timer_t* handle) noexcept;
+  static void on_grace_timer(uv_timer_t* handle) noexcept;
+  static void on_shutdown_timer(uv_timer_t* handle) noexcept;
+  static void on_flush(uv_check_t* handle) noexcept;
+  static void on_prepare(uv_prepare_t* handle) noexcept;
+
+  void accept_connections();
+  void shed_one_connection();  // EMFILE: accept with the spare fd and close at once
+  void new_session(UniqueFd fd);
+  [[nodiscard]] bool peer_allowed(uid_t uid, gid_t gid) const;
+  void flush();
+  void distribute_credit();
+  void rearm_deadline_timer();
+  void expire_deadlines();
+  void sweep_held();
+  void maybe_finish_shutdown();
+  void stop_now();
+  void close_handles();
+
+  uv_loop_t* loop_;
+  Config config_;
+  Capacity capacity_;
+  std::size_t max_parked_;
+  std::function<void()> reopen_log_;
+  Counters counters_;
+
+  UniqueFd listen_fd_;
+  UniqueFd spare_fd_;
+  uv_poll_t listener_{};
+  uv_signal_t sigterm_{}, sigint_{}, sighup_{};
+  uv_timer_t deadline_timer_{}, grace_timer_{}, shutdown_timer_{};
+  uv_check_t flush_check_{};
+  uv_prepare_t flush_prepare_{};
+  bool listening_ = false;
+  bool handles_open_ = false;
+  bool stopping_ = false;
+  bool stopped_ = false;
+
+  std::unordered_map<std::string, std::unique_ptr<Pool>> pools_;
+  std::vector<std::string> idle_candidates_;
+  std::unordered_set<ControlSession*> sessions_;  // live; closing ones have left
+  std::vector<ControlSession*> dirty_;
+  std::uint64_t next_session_id_ = 1;
+  std::size_t owner_sessions_ = 0;
+
+  DeadlineHeap<ParkedSocket> deadlines_;
+  std::uint64_t armed_deadline_ = 0;  // what deadline_timer_ is set for (0: stopped)
+  bool deadline_dirty_ = false;
+  bool credit_dirty_ = false;
+
+  std::size_t parked_total_ = 0;
+  std::size_t held_total_ = 0;
+  std::size_t blob_bytes_total_ = 0;
+};
+
+}  // namespace parker::daemon

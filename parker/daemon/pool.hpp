@@ -1,0 +1,97 @@
+// Pool: the parked connections of one pool name, the live sessions they can be handed back
+// to, and the wakes held while no session is connected.
+//
+// A parked connection belongs to the pool, not to the session that parked it, so a server
+// that restarts and says HELLO with the same pool gets its connections back. A pool belongs
+// to the uid that first used it.
+//
+// Lifetime of a parked socket (see parked_socket.hpp): park() creates it in `parked_` and
+// starts its poll; an event, the deadline, RECALL, DROP or shutdown retires it: the poll is
+// stopped, the fd is handed to a WAKE or closed, the map node is extracted (the element
+// does not move) into `retiring_`, and the poll handle is closed; its close callback frees
+// the node. So an id is free for a new PARK as soon as its connection was handed back.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "parked_socket.hpp"
+#include "parker/protocol.hpp"
+#include "parker/unique_fd.hpp"
+#include "wake_item.hpp"
+
+namespace parker::daemon {
+
+class ControlSession;
+class Daemon;
+
+class Pool {
+ public:
+  Pool(Daemon& daemon, std::string name, uid_t owner_uid);
+  ~Pool();
+  Pool(const Pool&) = delete;
+  Pool& operator=(const Pool&) = delete;
+
+  [[nodiscard]] const std::string& name() const noexcept { return name_; }
+  [[nodiscard]] uid_t owner_uid() const noexcept { return owner_uid_; }
+  [[nodiscard]] std::size_t parked() const noexcept { return parked_.size(); }
+  [[nodiscard]] std::size_t held() const noexcept { return held_wakes_.size(); }
+  [[nodiscard]] std::size_t sessions() const noexcept { return sessions_.size(); }
+  [[nodiscard]] std::size_t blob_bytes() const noexcept { return blob_bytes_; }
+  // Nothing parked, closing, held or connected: the pool may be forgotten.
+  [[nodiscard]] bool idle() const noexcept;
+
+  // Parks `fd` under `record`. On success the pool owns the fd (moved out of `fd`); on
+  // refusal the reason is returned and `fd` is left untouched, for REJECTED.
+  [[nodiscard]] std::optional<protocol::RejectReason> park(const protocol::ParkRecord& record, UniqueFd& fd);
+  // RECALL: hands the connection back (WAKE `recalled`). False when `id` is not parked.
+  bool recall(std::uint64_t id);
+  // DROP: closes the connection. False when `id` is not parked.
+  bool drop(std::uint64_t id);
+  // The deadline heap says this socket's deadline passed (it is already out of the heap).
+  void deadline_passed(ParkedSocket& socket);
+  // Shutdown: every parked connection goes back to a live session (WAKE `shutdown`) or,
+  // without one, is closed; held wakes are closed.
+  void shutdown();
+
+  void attach(ControlSession& session);  // a session said HELLO: it gets the held records
+  void detach(ControlSession& session);
+  // Routes a wake / a CLOSED record to the least-loaded live session, or holds it.
+  void deliver(WakeItem item);
+  void deliver(protocol::CloseRecord record);
+  // Closes held wakes older than the owner grace; returns the next expiry (0: none).
+  std::uint64_t expire_held(std::uint64_t now);
+
+ private:
+  using ParkedMap = std::unordered_map<std::uint64_t, ParkedSocket>;
+
+  static void on_poll(uv_poll_t* handle, int status, int events) noexcept;
+  static void on_poll_closed(uv_handle_t* handle) noexcept;
+  void socket_event(ParkedSocket& socket, int status);
+  void wake(ParkedSocket& socket, protocol::WakeReason reason);
+  void close_socket(ParkedSocket& socket, protocol::CloseReason reason);
+  [[nodiscard]] UniqueFd retire(ParkedSocket& socket);
+  void forget(ParkedSocket& socket);
+  [[nodiscard]] ControlSession* least_loaded_session();
+  void close_held_wake(HeldWake& held, protocol::CloseReason reason);
+
+  Daemon& daemon_;
+  std::string name_;
+  uid_t owner_uid_;
+  ParkedMap parked_;
+  std::vector<ParkedMap::node_type> retiring_;  // extracted nodes whose poll handle is closing
+  std::vector<ControlSession*> sessions_;
+  std::size_t next_session_ = 0;                // round-robin among equally loaded sessions
+  std::deque<HeldWake> held_wakes_;             // oldest first
+  std::deque<HeldClose> held_closed_;
+  std::size_t blob_bytes_ = 0;
+};
+
+}  // namespace parker::daemon

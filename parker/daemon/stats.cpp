@@ -1,0 +1,80 @@
+#include "stats.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+namespace parker::daemon {
+namespace {
+
+void header(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
+  fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+}
+
+void value(std::string& out, std::string_view name, std::uint64_t v) {
+  fmt::format_to(std::back_inserter(out), "{} {}\n", name, v);
+}
+
+// One series per enum value, 0 included, so dashboards see every reason from the start.
+template <class Enum, std::size_t N>
+void by_reason(std::string& out, std::string_view name, std::string_view label,
+               const std::array<std::uint64_t, N>& values) {
+  for (std::size_t i = 1; i < N; ++i) {
+    fmt::format_to(std::back_inserter(out), "{}{{{}=\"{}\"}} {}\n", name, label,
+                   protocol::to_string(static_cast<Enum>(i)), values[i]);
+  }
+}
+
+}  // namespace
+
+std::string render_prometheus(const Counters& c, const Gauges& g) {
+  std::string out;
+  header(out, "parker_parked_connections", "gauge", "Connections parked now.");
+  value(out, "parker_parked_connections", g.parked);
+  header(out, "parker_held_wakes", "gauge", "Woken connections waiting for their pool's owner to come back.");
+  value(out, "parker_held_wakes", g.held_wakes);
+  header(out, "parker_blob_bytes", "gauge", "Bytes of state blobs stored for parked connections.");
+  value(out, "parker_blob_bytes", g.blob_bytes);
+  header(out, "parker_owner_sessions", "gauge", "Owner sessions connected now.");
+  value(out, "parker_owner_sessions", g.owner_sessions);
+  header(out, "parker_observer_sessions", "gauge", "Observer sessions (stats, list) connected now.");
+  value(out, "parker_observer_sessions", g.observer_sessions);
+  header(out, "parker_pools", "gauge", "Pools known now.");
+  value(out, "parker_pools", g.pools);
+  header(out, "parker_fd_budget", "gauge", "Client fds parker may hold (from RLIMIT_NOFILE).");
+  value(out, "parker_fd_budget", g.fd_budget);
+  header(out, "parker_client_fds", "gauge", "Client fds held now: parked, held and queued for sending.");
+  value(out, "parker_client_fds", g.client_fds);
+  header(out, "parker_credit_outstanding", "gauge", "Park credit granted to owners and not yet used.");
+  value(out, "parker_credit_outstanding", g.credit_outstanding);
+
+  header(out, "parker_parks_total", "counter", "Connections accepted for parking.");
+  value(out, "parker_parks_total", c.parks_total);
+  header(out, "parker_wakes_total", "counter", "Connections handed back, by reason.");
+  by_reason<protocol::WakeReason>(out, "parker_wakes_total", "reason", c.wakes);
+  header(out, "parker_closed_total", "counter", "Connections parker closed itself, by reason.");
+  by_reason<protocol::CloseReason>(out, "parker_closed_total", "reason", c.closed);
+  header(out, "parker_rejected_total", "counter", "Parks refused (fd returned), by reason.");
+  by_reason<protocol::RejectReason>(out, "parker_rejected_total", "reason", c.rejected);
+  header(out, "parker_errors_total", "counter", "ERROR messages sent to peers, by code.");
+  by_reason<protocol::ErrorCode>(out, "parker_errors_total", "code", c.errors);
+  header(out, "parker_sessions_total", "counter", "Control sessions accepted.");
+  value(out, "parker_sessions_total", c.sessions_total);
+  header(out, "parker_refused_peers_total", "counter", "Peers refused for their credentials.");
+  value(out, "parker_refused_peers_total", c.refused_peers_total);
+  header(out, "parker_accept_emfile_total", "counter", "Connections shed because parker was out of fds.");
+  value(out, "parker_accept_emfile_total", c.accept_emfile_total);
+  return out;
+}
+
+std::string render_pool_list(std::vector<PoolLine> pools) {
+  std::sort(pools.begin(), pools.end(), [](const PoolLine& a, const PoolLine& b) { return a.name < b.name; });
+  std::string out;
+  for (const auto& p : pools) {
+    fmt::format_to(std::back_inserter(out), "pool={} uid={} sessions={} parked={} held={} blob_bytes={}\n",
+                   p.name, p.owner_uid, p.sessions, p.parked, p.held, p.blob_bytes);
+  }
+  return out;
+}
+
+}  // namespace parker::daemon

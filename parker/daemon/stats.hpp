@@ -1,0 +1,58 @@
+// Counters of the daemon and their Prometheus text exposition (STATS) and pool list (LIST).
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "parker/protocol.hpp"
+
+namespace parker::daemon {
+
+// Monotonic counters; indexed by the protocol enum's code (index 0 unused).
+struct Counters {
+  std::uint64_t parks_total = 0;
+  std::array<std::uint64_t, 6> wakes{};      // WakeReason 1..5
+  std::array<std::uint64_t, 7> closed{};     // CloseReason 1..6
+  std::array<std::uint64_t, 9> rejected{};   // RejectReason 1..8
+  std::array<std::uint64_t, 11> errors{};    // ErrorCode 1..10 sent to peers
+  std::uint64_t sessions_total = 0;
+  std::uint64_t refused_peers_total = 0;
+  std::uint64_t accept_emfile_total = 0;
+
+  void count(protocol::WakeReason r) noexcept { ++wakes[static_cast<std::size_t>(r)]; }
+  void count(protocol::CloseReason r) noexcept { ++closed[static_cast<std::size_t>(r)]; }
+  void count(protocol::RejectReason r) noexcept { ++rejected[static_cast<std::size_t>(r)]; }
+  void count(protocol::ErrorCode c) noexcept { ++errors[static_cast<std::size_t>(c)]; }
+};
+
+// Values sampled at the moment of the request.
+struct Gauges {
+  std::size_t parked = 0;
+  std::size_t held_wakes = 0;
+  std::size_t blob_bytes = 0;
+  std::size_t owner_sessions = 0;
+  std::size_t observer_sessions = 0;
+  std::size_t pools = 0;
+  std::size_t fd_budget = 0;
+  std::size_t client_fds = 0;
+  std::size_t credit_outstanding = 0;
+};
+
+[[nodiscard]] std::string render_prometheus(const Counters& counters, const Gauges& gauges);
+
+struct PoolLine {
+  std::string name;
+  unsigned owner_uid = 0;
+  std::size_t sessions = 0;
+  std::size_t parked = 0;
+  std::size_t held = 0;
+  std::size_t blob_bytes = 0;
+};
+// One line per pool, sorted by name:
+//   pool=NAME uid=UID sessions=N parked=N held=N blob_bytes=N
+[[nodiscard]] std::string render_pool_list(std::vector<PoolLine> pools);
+
+}  // namespace parker::daemon

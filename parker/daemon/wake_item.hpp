@@ -1,0 +1,26 @@
+// A connection on its way back to an owner: the WAKE record and the fd that goes with it.
+#pragma once
+
+#include <cstdint>
+
+#include "parker/protocol.hpp"
+#include "parker/unique_fd.hpp"
+
+namespace parker::daemon {
+
+struct WakeItem {
+  protocol::WakeRecord record;
+  UniqueFd fd;
+};
+
+// Held for a pool with no live session, since `since` (uv_now milliseconds).
+struct HeldWake {
+  WakeItem item;
+  std::uint64_t since = 0;
+};
+struct HeldClose {
+  protocol::CloseRecord record;
+  std::uint64_t since = 0;
+};
+
+}  // namespace parker::daemon
