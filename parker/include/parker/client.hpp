@@ -1,0 +1,281 @@
+// parker::Client — the library a server links to park idle connections with parker.
+//
+// What it does: keeps one session with the parker daemon (connect, HELLO, WELCOME), sends it
+// parked connections (fd + your 64-bit id + an opaque state blob), and hands them back to you
+// when parker wakes them (the client spoke, hung up, hit its deadline, or you recalled it).
+// When parker goes away it reconnects with exponential back-off and says HELLO again; the
+// connections parked under your pool name survive that (parker holds their wakes).
+//
+// This class is the loop-agnostic core: no threads, no libuv, no logging. It exposes its
+// socket and "call me when readable / writable / the timer fired"; an event loop drives it.
+// For libuv use parker::UvClient (client_uv.hpp), which does all of that for you.
+//
+// Ownership of fds — nothing is ever lost:
+//   * park() takes the fd only when it succeeds; when it fails the fd is still yours.
+//   * A park parker refuses comes back through on_rejected, with its fd.
+//   * A park still queued when the connection to parker dies (or when you close()) comes
+//     back through on_rejected with its fd and blob; it never reached parker.
+//   * Every fd the library hands you (woken, rejected) is a UniqueFd: keep it by moving it
+//     out of the callback's argument, or it is closed when the callback returns.
+// (A frame already half-written when the connection dies has delivered its fds; parker
+// closes those with the broken frame. Frames are written whole almost always.)
+//
+// Flow control: parker grants credit (WELCOME, then CREDIT messages) so it is never sent more
+// fds than it has room for. Each park() consumes one; park() with no credit left fails at
+// once with ENOBUFS and leaves you the fd. credit() tells what is left; on_credit says when
+// more arrives.
+//
+// Batching: park(), recall() and drop() only queue. flush() sends what was queued — up to 253
+// parks per PARK frame — so call it once per loop iteration, after your callbacks have run
+// (UvClient does it in a uv_prepare_t).
+//
+// Callbacks run from inside connect(), close(), on_readable(), on_writable(), flush() and
+// on_timer() — never from park(), recall() or drop(). They may call any method, close()
+// included; they must not throw, and must not destroy the Client.
+//
+// Usage with a hand-written poll() loop (UvClient is the short way for libuv programs):
+//
+//   parker::ClientCallbacks callbacks;
+//   callbacks.on_wake = [&](parker::WokenConnection woken) {
+//     resume_session(std::move(woken.fd), woken.id, woken.blob);   // the fd is yours again
+//   };
+//   callbacks.on_rejected = [&](parker::RejectedPark park) {
+//     keep_serving(std::move(park.fd), park.id);                   // never lost
+//   };
+//   parker::Client client(std::move(callbacks));
+//   client.connect(parker::default_socket_path(), "my_server");
+//   ...
+//   parker::UniqueFd idle = ...;                                   // a quiet client socket
+//   parker::ParkOptions options;
+//   options.deadline = std::chrono::minutes(10);
+//   if (parker::Error e = client.park(idle, 42, serialised_session, options); e.failed()) {
+//     // not connected (ENOTCONN), no credit (ENOBUFS), ...: `idle` is still yours
+//   }
+//   ...
+//   for (;;) {                     // each iteration: flush, then wait on client.fd()
+//     client.flush();
+//     poll for client.fd(): POLLIN, plus POLLOUT if client.wants_write(),
+//                           with the timeout client.timer_deadline() asks for;
+//     if readable: client.on_readable();   if writable: client.on_writable();
+//     if the timer deadline passed: client.on_timer();
+//   }
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "parker/error.hpp"
+#include "parker/frame_reader.hpp"
+#include "parker/protocol.hpp"
+#include "parker/send_queue.hpp"
+#include "parker/unique_fd.hpp"
+
+namespace parker {
+
+// How parker should treat a parked connection.
+struct ParkOptions {
+  // Idle deadline counted from when parker receives the park; zero means none. At most
+  // 2^32-1 ms (about 49 days).
+  std::chrono::milliseconds deadline{0};
+  bool wake_on_deadline = false;  // at the deadline hand it back (WAKE deadline); else parker closes it
+  bool wake_on_hangup = false;    // a bare hang-up is handed back (WAKE hangup); else closed and reported
+};
+
+// A connection parker handed back: it is yours again.
+struct WokenConnection {
+  UniqueFd fd;
+  std::uint64_t id = 0;
+  std::string blob;                   // exactly as parked
+  protocol::WakeReason reason{};      // readable, hangup, deadline, recalled, shutdown
+};
+
+// A park that did not happen: the fd is yours again.
+struct RejectedPark {
+  UniqueFd fd;
+  std::uint64_t id = 0;
+  // Set: parker refused it (quota, duplicate id, ...); parker does not send the blob back, so
+  // `blob` is empty. Empty: it never reached parker (the connection died or you closed the
+  // client first); `blob` is the one you parked it with.
+  std::optional<protocol::RejectReason> reason;
+  std::string blob;
+  // "parker refused it: quota_owner" / "not sent: the connection to parker was lost"
+  [[nodiscard]] std::string describe() const;
+};
+
+// What the program hears from the client. Every member may be left empty; fds handed to an
+// empty callback are closed.
+struct ClientCallbacks {
+  // The session is up (after every connect or reconnect): parks are accepted from now on.
+  std::function<void(const protocol::Welcome&)> on_connected;
+  // The session ended, or an attempt to open one failed; the client retries after
+  // `retry_in` (unless close() was called). Typical errors: ENOENT or ECONNREFUSED (parker
+  // not running), EACCES (socket permissions), ECONNRESET (parker went away), ETIMEDOUT
+  // (no WELCOME in time), EPROTO (garbage from parker), ECONNABORTED (parker sent a fatal
+  // ERROR, reported through on_error first).
+  std::function<void(Error error, std::chrono::milliseconds retry_in)> on_disconnected;
+  std::function<void(WokenConnection)> on_wake;
+  // Parker closed a parked connection itself (hang-up, deadline, drop).
+  std::function<void(std::uint64_t id, protocol::CloseReason reason)> on_closed;
+  std::function<void(RejectedPark)> on_rejected;
+  // An ERROR from parker: non-fatal ones (unknown_id: a recall or drop crossed a wake on the
+  // wire, usually harmless), or the fatal one that ends a session (bad_version, pool_taken...).
+  std::function<void(const protocol::ErrorMessage&)> on_error;
+  // Parker granted more credit; `available` is the total now.
+  std::function<void(std::uint32_t available)> on_credit;
+};
+
+struct ClientOptions {
+  std::chrono::milliseconds reconnect_min{50};    // first retry after a failure
+  std::chrono::milliseconds reconnect_max{5000};  // the delay doubles up to this
+  std::chrono::milliseconds hello_timeout{5000};  // no WELCOME within this: drop and retry
+  bool reconnect = true;                          // false: after a failure stay disconnected
+};
+
+// What the client asks of the event loop that drives it. UvClient implements it; a program
+// with its own loop may implement it too, or ignore it and poll fd() / wants_write() /
+// timer_deadline() every iteration instead.
+class ClientLoop {
+ public:
+  virtual ~ClientLoop() = default;
+  // Watch `fd` for readability, and for writability when `writable`. Called for each new
+  // connection and whenever write interest changes.
+  virtual void watch(int fd, bool writable) noexcept = 0;
+  // Stop watching `fd`: the client is about to close it (a poller must let go first, as
+  // libuv requires, because the next connection may get the same fd number).
+  virtual void unwatch(int fd) noexcept = 0;
+  // Call on_timer() after `delay` (replacing any earlier request), or never (nullopt).
+  virtual void set_timer(std::optional<std::chrono::milliseconds> delay) noexcept = 0;
+  // Something was queued: call flush() before the loop next waits for events.
+  virtual void flush_needed() noexcept = 0;
+};
+
+class Client {
+ public:
+  enum class State {
+    idle,         // connect() not called yet, or close()d
+    waiting,      // connected, HELLO sent, waiting for WELCOME
+    ready,        // session open: park, recall and drop work
+    backing_off,  // disconnected; retries when the timer fires
+  };
+
+  explicit Client(ClientCallbacks callbacks, ClientLoop* loop = nullptr);
+  // Closes the connection; queued parks' fds are closed without callbacks. Call close() first
+  // to get them back.
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // Starts the session with parker at `path` for `pool` (1-64 bytes of [A-Za-z0-9._-]; empty
+  // for an observer that can only ask for stats). Makes the first attempt now; a failure is
+  // reported through on_disconnected and retried with back-off. Returns EINVAL for a bad
+  // pool name or empty path, ENAMETOOLONG for a path that does not fit a socket address,
+  // EISCONN when already started.
+  Error connect(std::string_view path, std::string_view pool, const ClientOptions& options = {});
+
+  // Queues `fd` to be parked under `id` (unique within the pool while parked) with `blob`
+  // (opaque to parker, returned with the fd). On success `fd` is taken; on failure it is
+  // left untouched, and the error says why:
+  //   EBADF     `fd` is not open            ENOTSOCK  `fd` is not a socket
+  //   ENOTCONN  no session with parker now  ENOBUFS   no credit left (see credit())
+  //   EMSGSIZE  blob over parker's max_blob (or over what one frame can carry)
+  //   EINVAL    an observer session, or a deadline out of range
+  Error park(UniqueFd& fd, std::uint64_t id, std::string_view blob, const ParkOptions& options = {});
+
+  // Asks for a parked connection back now: it comes through on_wake (reason recalled).
+  // ENOTCONN without a session; EINVAL for an observer.
+  Error recall(std::uint64_t id);
+  // Asks parker to close a parked connection: reported through on_closed (reason dropped).
+  Error drop(std::uint64_t id);
+
+  // Sends what park(), recall() and drop() queued, as few frames as possible. Once per loop
+  // iteration, after the callbacks of that iteration.
+  void flush();
+
+  // Stops for good: no reconnects. Parks queued but not sent come back through on_rejected
+  // before close() returns; no callback after that. Idempotent. connect() may start again.
+  void close();
+
+  // ---- driving it from an event loop ----------------------------------------------------
+  [[nodiscard]] int fd() const noexcept { return socket_.get(); }  // -1 while disconnected
+  [[nodiscard]] bool wants_write() const noexcept { return wants_write_; }
+  void on_readable();
+  void on_writable();
+  // When it is due (see ClientLoop::set_timer, or timer_deadline()).
+  void on_timer();
+  // Ends the current connection as if it had failed with `why`, for a loop that cannot watch
+  // the socket. Parks not sent come back through on_rejected; the client retries.
+  void abandon_connection(Error why);
+  [[nodiscard]] std::optional<std::chrono::steady_clock::time_point> timer_deadline() const noexcept {
+    return timer_deadline_;
+  }
+  // Something is queued that flush() would send.
+  [[nodiscard]] bool has_queued() const noexcept;
+
+  // ---- state ------------------------------------------------------------------------------
+  [[nodiscard]] State state() const noexcept { return state_; }
+  [[nodiscard]] bool connected() const noexcept { return state_ == State::ready; }
+  [[nodiscard]] std::uint32_t credit() const noexcept { return credit_; }
+  // The WELCOME of the current session (limits, session id); meaningful when connected().
+  [[nodiscard]] const protocol::Welcome& welcome() const noexcept { return welcome_; }
+  // Delay before the next reconnect attempt (grows with each failure, reset by a WELCOME).
+  [[nodiscard]] std::chrono::milliseconds reconnect_delay() const noexcept { return next_delay_; }
+
+ private:
+  struct QueuedPark {
+    UniqueFd fd;
+    protocol::ParkRecord record;
+  };
+
+  void attempt_connection();
+  void disconnect(Error why);
+  void fail_attempt(Error why);
+  void arm_timer(std::optional<std::chrono::milliseconds> delay);
+  void set_write_interest(bool on);
+  Error ensure_owner_session() const;
+  void send_queued();
+  void encode_parks();
+  void encode_ids(protocol::MessageType type, std::vector<std::uint64_t>& ids);
+  void write_out();
+  std::vector<RejectedPark> take_unsent_parks();
+  void return_parks(std::vector<RejectedPark> parks);
+  void dispatch(protocol::Frame& frame);
+  void handle_welcome(const protocol::Welcome& welcome);
+  void handle_wake(protocol::Wake& wake, std::vector<UniqueFd>& fds);
+  void handle_rejected(const protocol::Rejected& rejected, std::vector<UniqueFd>& fds);
+  void handle_closed(const protocol::Closed& closed);
+  void handle_error(const protocol::ErrorMessage& error);
+  void handle_credit(const protocol::Credit& credit);
+
+  ClientCallbacks callbacks_;
+  ClientLoop* loop_;
+  ClientOptions options_;
+  std::string path_;
+  std::string pool_;
+
+  State state_ = State::idle;
+  UniqueFd socket_;
+  protocol::FrameReader reader_;
+  SendQueue send_queue_;
+  bool wants_write_ = false;
+  std::optional<std::chrono::steady_clock::time_point> timer_deadline_;
+  std::chrono::milliseconds next_delay_{0};
+  // Bumped whenever the connection is replaced or closed, so code that ran callbacks can tell
+  // that the connection it was working on is gone.
+  std::uint64_t generation_ = 0;
+
+  protocol::Welcome welcome_;
+  std::uint32_t credit_ = 0;
+  std::vector<QueuedPark> queued_parks_;
+  std::vector<std::uint64_t> queued_recalls_;
+  std::vector<std::uint64_t> queued_drops_;
+};
+
+[[nodiscard]] std::string_view to_string(Client::State state);
+
+}  // namespace parker

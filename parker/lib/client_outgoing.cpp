@@ -1,0 +1,117 @@
+// parker::Client — what goes to parker: batching queued parks into PARK frames (at most 253
+// records and kMaxFrameBody bytes each), RECALL/DROP id lists, writing, and giving back the
+// parks that never left when the connection dies.
+#include <cerrno>
+
+#include "parker/client.hpp"
+
+namespace parker {
+namespace {
+// Body of a RECALL/DROP frame: u32 count, then 8 bytes per id.
+constexpr std::size_t kMaxIdsPerFrame = (protocol::kMaxFrameBody - 4) / 8;
+}  // namespace
+
+void Client::flush() {
+  if (!socket_) return;
+  encode_parks();
+  encode_ids(protocol::MessageType::recall, queued_recalls_);
+  encode_ids(protocol::MessageType::drop, queued_drops_);
+  write_out();
+}
+
+void Client::encode_parks() {
+  std::size_t next = 0;
+  while (next < queued_parks_.size()) {
+    protocol::Park park;
+    OutgoingMessage message;
+    std::size_t body = 2;  // the record count
+    while (next < queued_parks_.size() && park.records.size() < protocol::kMaxRecordsPerFrame) {
+      QueuedPark& queued = queued_parks_[next];
+      std::size_t size = protocol::encoded_size(queued.record);
+      if (!park.records.empty() && body + size > protocol::kMaxFrameBody) break;
+      body += size;
+      park.records.push_back(std::move(queued.record));
+      message.fds.push_back(std::move(queued.fd));
+      ++next;
+    }
+    protocol::encode(park, message.bytes);
+    send_queue_.push(std::move(message));
+  }
+  queued_parks_.clear();
+}
+
+void Client::encode_ids(protocol::MessageType type, std::vector<std::uint64_t>& ids) {
+  for (std::size_t start = 0; start < ids.size(); start += kMaxIdsPerFrame) {
+    auto end = ids.begin() + static_cast<std::ptrdiff_t>(std::min(ids.size(), start + kMaxIdsPerFrame));
+    std::vector<std::uint64_t> chunk(ids.begin() + static_cast<std::ptrdiff_t>(start), end);
+    OutgoingMessage message;
+    if (type == protocol::MessageType::recall) {
+      protocol::encode(protocol::Recall{std::move(chunk)}, message.bytes);
+    } else {
+      protocol::encode(protocol::Drop{std::move(chunk)}, message.bytes);
+    }
+    send_queue_.push(std::move(message));
+  }
+  ids.clear();
+}
+
+void Client::write_out() {
+  if (!socket_) return;
+  if (send_queue_.empty()) {
+    set_write_interest(false);
+    return;
+  }
+  Error e = send_queue_.flush(socket_.get());
+  if (e.ok()) {
+    set_write_interest(false);
+  } else if (e.is(EAGAIN)) {
+    set_write_interest(true);  // parker is slow to read: wait until the socket drains
+  } else {
+    disconnect(e);
+  }
+}
+
+void Client::set_write_interest(bool on) {
+  if (wants_write_ == on) return;
+  wants_write_ = on;
+  if (loop_ != nullptr && socket_) loop_->watch(socket_.get(), on);
+}
+
+void Client::on_writable() {
+  if (socket_) write_out();
+}
+
+// Every park that has not left this process: frames nothing of which was written (decoded
+// back from our own bytes, so the ids and blobs come back too), then parks not yet framed.
+std::vector<RejectedPark> Client::take_unsent_parks() {
+  std::vector<RejectedPark> parks;
+  for (OutgoingMessage& message : send_queue_.take_unsent()) {
+    if (message.fds.empty()) continue;  // HELLO, RECALL, DROP: nothing to give back
+    auto decoded = protocol::decode(message.bytes, message.fds.size());
+    const auto* park = decoded.status == protocol::DecodeStatus::ok ? std::get_if<protocol::Park>(&decoded.message)
+                                                                    : nullptr;
+    for (std::size_t i = 0; i < message.fds.size(); ++i) {
+      RejectedPark returned;
+      returned.fd = std::move(message.fds[i]);
+      if (park != nullptr && i < park->records.size()) {
+        returned.id = park->records[i].id;
+        returned.blob = park->records[i].blob;
+      }
+      parks.push_back(std::move(returned));
+    }
+  }
+  for (QueuedPark& queued : queued_parks_) {
+    parks.push_back({std::move(queued.fd), queued.record.id, std::nullopt, std::move(queued.record.blob)});
+  }
+  queued_parks_.clear();
+  return parks;
+}
+
+void Client::return_parks(std::vector<RejectedPark> parks) {
+  // Delivered even if a callback calls close() halfway: these fds are the caller's clients.
+  for (RejectedPark& park : parks) {
+    if (callbacks_.on_rejected) callbacks_.on_rejected(std::move(park));
+  }
+}
+
+}  // namespace parker
