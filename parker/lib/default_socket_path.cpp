@@ -17,7 +17,7 @@ std::string default_socket_path() {
   if (const char* explicit_path = env("PARKER_SOCKET")) return explicit_path;
   if (::geteuid() == 0) return "/run/parker/parker.sock";
   if (const char* runtime_dir = env("XDG_RUNTIME_DIR")) return std::string(runtime_dir) + "/parker.sock";
-  return "/tmp/parker-" + std::to_string(::getuid()) + ".sock";
+  return "/tmp/parker-" + std::to_string(::geteuid()) + ".sock";
 }
 
 }  // namespace parker

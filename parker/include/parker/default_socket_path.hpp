@@ -10,7 +10,7 @@ namespace parker {
 //   1. $PARKER_SOCKET, when set and not empty;
 //   2. /run/parker/parker.sock, when running as root (effective uid 0);
 //   3. $XDG_RUNTIME_DIR/parker.sock, when XDG_RUNTIME_DIR is set and not empty;
-//   4. /tmp/parker-<uid>.sock.
+//   4. /tmp/parker-<effective uid>.sock.
 [[nodiscard]] std::string default_socket_path();
 
 }  // namespace parker
