@@ -15,6 +15,7 @@ struct Config {
   std::filesystem::path bin_dir;       // where parker, heavy_server... live (next to us)
   std::vector<std::string> only;       // scenario names; empty means all
   std::string proxy_backend = "redis";  // what nutcracker fronts: "redis" or "heavy_server"
+  std::vector<std::string> heavy_server_args;  // extra flags for every heavy_server started
   int repetitions = 0;                 // 0: the size's default
 
   // The value for this run's size.
