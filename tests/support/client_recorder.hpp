@@ -1,0 +1,35 @@
+// Records what a parker::Client reports through its callbacks, for tests to look at.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <vector>
+
+#include "parker/client.hpp"
+
+namespace parker::test {
+
+struct ClientRecorder {
+  std::vector<protocol::Welcome> connected;
+  std::vector<std::pair<Error, std::chrono::milliseconds>> disconnected;
+  std::vector<WokenConnection> woken;
+  std::vector<std::pair<std::uint64_t, protocol::CloseReason>> closed;
+  std::vector<RejectedPark> rejected;
+  std::vector<protocol::ErrorMessage> errors;
+  std::vector<std::uint32_t> credits;
+
+  // Callbacks that append to the vectors above; `extra` runs after each, if set.
+  ClientCallbacks callbacks() {
+    ClientCallbacks c;
+    c.on_connected = [this](const protocol::Welcome& w) { connected.push_back(w); };
+    c.on_disconnected = [this](Error e, std::chrono::milliseconds retry) { disconnected.emplace_back(e, retry); };
+    c.on_wake = [this](WokenConnection w) { woken.push_back(std::move(w)); };
+    c.on_closed = [this](std::uint64_t id, protocol::CloseReason r) { closed.emplace_back(id, r); };
+    c.on_rejected = [this](RejectedPark p) { rejected.push_back(std::move(p)); };
+    c.on_error = [this](const protocol::ErrorMessage& m) { errors.push_back(m); };
+    c.on_credit = [this](std::uint32_t available) { credits.push_back(available); };
+    return c;
+  }
+};
+
+}  // namespace parker::test
