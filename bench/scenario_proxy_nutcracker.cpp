@@ -151,7 +151,7 @@ void measure_fifty_clients(const Config& config, ScenarioReport& report, const R
 
 void run_proxy_nutcracker(const Config& config, ScenarioReport& report) {
   if (config.proxy_backend == "heavy_server" && !heavy_server_built(config)) {
-    report.skip("skipped: heavy_server not built");
+    report.skip("heavy_server not built");
     return;
   }
   const std::string backend_name = config.proxy_backend == "heavy_server" ? "heavy_server" : "redis-server";
