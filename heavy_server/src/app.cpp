@@ -83,9 +83,6 @@ int run_app(const Config& config) {
       finish_loop(loop);
       return 1;
     }
-    spdlog::info("listening on {}", server.listening_address());
-    spdlog::debug("parking not wired in yet: parker {}, pool {}, park after {} ms", config.parker_socket,
-                  config.pool, config.park_after_ms);
 
     SignalWatch watch;
     watch.server = &server;
@@ -95,6 +92,10 @@ int run_app(const Config& config) {
     uv_signal_start(&watch.term, on_signal, SIGTERM);
     uv_signal_start(&watch.interrupt, on_signal, SIGINT);
     server.set_on_stopped([&watch] { close_signals(watch); });
+    // Logged once everything is set up: tests take this line as "ready" (and the fd baseline).
+    spdlog::info("listening on {}", server.listening_address());
+    spdlog::debug("parking not wired in yet: parker {}, pool {}, park after {} ms", config.parker_socket,
+                  config.pool, config.park_after_ms);
 
     uv_run(&loop, UV_RUN_DEFAULT);
 

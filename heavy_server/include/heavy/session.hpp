@@ -15,6 +15,7 @@ struct SessionCounters {
   std::uint64_t commands = 0;         // commands processed for this client
   std::uint64_t parks = 0;            // times parked (updated by the parking code)
   std::uint64_t wakes = 0;            // times woken
+  friend bool operator==(const SessionCounters&, const SessionCounters&) = default;
 };
 
 struct Session {
