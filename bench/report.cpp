@@ -18,12 +18,12 @@ const char* to_string(Status status) noexcept {
 ScenarioReport::ScenarioReport(std::string name, std::string description)
     : name_(std::move(name)), description_(std::move(description)) {}
 
-const Figure& ScenarioReport::add(std::string metric, Labels labels, std::string unit,
+Summary ScenarioReport::add(std::string metric, Labels labels, std::string unit,
                                   std::vector<double> samples) {
   Figure f{std::move(metric), std::move(labels), std::move(unit), std::move(samples), {}};
   f.summary = summarize(f.samples);
   figures_.push_back(std::move(f));
-  return figures_.back();
+  return figures_.back().summary;
 }
 
 void ScenarioReport::param(std::string key, std::string value) {

@@ -49,9 +49,9 @@ class ScenarioReport {
  public:
   ScenarioReport(std::string name, std::string description);
 
-  // Records a figure measured once per repetition. Returns it for callers that want the
-  // summary right away (e.g. to print progress).
-  const Figure& add(std::string metric, Labels labels, std::string unit,
+  // Records a figure measured once per repetition and returns its summary (a copy: later
+  // additions move the stored figures).
+  Summary add(std::string metric, Labels labels, std::string unit,
                     std::vector<double> samples);
   // A setting of this run (sizes, repetitions), written with the results.
   void param(std::string key, std::string value);

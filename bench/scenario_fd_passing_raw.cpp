@@ -49,17 +49,17 @@ void run_fd_passing_raw(const Config& config, ScenarioReport& report) {
   PlotSeries floor_series{"floor (raw sendmsg/recvmsg)", {}};
   PlotSeries library_series{"parker library", {}};
   PlotSeries libuv_series{"libuv uv_write2 (one fd per write)", {}};
-  const auto& uv = report.add("fds_per_second", {{"method", "libuv"}, {"batch", "1"}}, "fd/s", libuv);
+  const Summary uv = report.add("fds_per_second", {{"method", "libuv"}, {"batch", "1"}}, "fd/s", libuv);
   for (std::size_t batch : batches) {
     std::string b = std::to_string(batch);
-    const auto& f = report.add("fds_per_second", {{"method", "floor"}, {"batch", b}}, "fd/s", floor[batch]);
-    const auto& l = report.add("fds_per_second", {{"method", "library"}, {"batch", b}}, "fd/s", library[batch]);
+    const Summary f = report.add("fds_per_second", {{"method", "floor"}, {"batch", b}}, "fd/s", floor[batch]);
+    const Summary l = report.add("fds_per_second", {{"method", "library"}, {"batch", b}}, "fd/s", library[batch]);
     report.add("library_vs_floor", {{"batch", b}}, "x", pairwise_ratios(library[batch], floor[batch]));
     report.add("library_vs_libuv", {{"batch", b}}, "x", pairwise_ratios(library[batch], libuv));
     double x = static_cast<double>(batch);
-    floor_series.points.emplace_back(x, f.summary.median);
-    library_series.points.emplace_back(x, l.summary.median);
-    libuv_series.points.emplace_back(x, uv.summary.median);
+    floor_series.points.emplace_back(x, f.median);
+    library_series.points.emplace_back(x, l.median);
+    libuv_series.points.emplace_back(x, uv.median);
   }
   plot.series = {floor_series, library_series, libuv_series};
   report.add_plot(std::move(plot));

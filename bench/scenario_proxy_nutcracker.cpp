@@ -80,10 +80,10 @@ void measure_memory(const Config& config, ScenarioReport& report, const std::str
       fresh.process.stop();
     }
     std::string ns_text = std::to_string(n);
-    const auto& p = report.add("idle_client_memory", {{"server", "nutcracker"}, {"clients", ns_text}}, "B", proxy);
-    const auto& d = report.add("idle_client_memory", {{"server", backend_name}, {"clients", ns_text}}, "B", direct);
-    proxy_series.points.emplace_back(static_cast<double>(n), p.summary.median);
-    direct_series.points.emplace_back(static_cast<double>(n), d.summary.median);
+    const Summary p = report.add("idle_client_memory", {{"server", "nutcracker"}, {"clients", ns_text}}, "B", proxy);
+    const Summary d = report.add("idle_client_memory", {{"server", backend_name}, {"clients", ns_text}}, "B", direct);
+    proxy_series.points.emplace_back(static_cast<double>(n), p.median);
+    direct_series.points.emplace_back(static_cast<double>(n), d.median);
   }
   plot.series = {proxy_series, direct_series};
   report.add_plot(std::move(plot));
