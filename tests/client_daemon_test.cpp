@@ -158,7 +158,7 @@ TEST_CASE("parker restarts under a connected client: shutdown wakes, reconnect, 
     // must run to receive them, so signal first, take the wakes, then reap.
     ::kill(parker.pid(), SIGTERM);
     REQUIRE(loop.run_until([&] { return recorder.woken.size() == 20 && !recorder.disconnected.empty(); }));
-    CHECK(parker.stop() == 0);
+    CHECK(parker.wait_exit() == 0);
     for (WokenConnection& woken : recorder.woken) {
       CHECK(woken.reason == protocol::WakeReason::shutdown);
       CHECK(woken.blob == blob_for(woken.id));

@@ -46,6 +46,15 @@ class ParkerDaemon {
     process_.reset();
     return code;
   }
+  // Waits for a parker already told to stop (e.g. signalled by the test itself) to exit.
+  int wait_exit() {
+    REQUIRE(process_.has_value());
+    auto status = process_->wait(10s);
+    REQUIRE(status.has_value());
+    int code = exit_code(*status);
+    process_.reset();
+    return code;
+  }
   // SIGKILL: parker dies without a word, as in a crash.
   void kill() {
     REQUIRE(process_.has_value());
