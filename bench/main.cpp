@@ -62,6 +62,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 100));
   app.add_option("--proxy-backend", config.proxy_backend, "what nutcracker fronts")
       ->check(CLI::IsMember({"redis", "heavy_server"}));
+  app.add_option("--heavy-server-arg", config.heavy_server_args,
+                 "extra flag for every heavy_server started (repeat for several)")
+      ->allow_extra_args(false);
   app.add_flag("--list", list, "list the scenarios and exit");
   CLI11_PARSE(app, argc, argv);
 
