@@ -568,3 +568,33 @@ TEST_CASE("callbacks may close the client; fds already received are still delive
   }
   CHECK(open_fd_count() == baseline);
 }
+
+TEST_CASE("while parks come back from a lost connection the client already says ENOTCONN", "[client][core][no_loss]") {
+  std::size_t baseline = open_fd_count();
+  {
+    TempDir dir;
+    FakeParker fake(dir.file("parker.sock"));
+    std::vector<Error> repark_errors;
+    std::vector<RejectedPark> returned;
+    Client* self = nullptr;
+    ClientCallbacks callbacks;
+    callbacks.on_rejected = [&](RejectedPark park) {
+      repark_errors.push_back(self->park(park.fd, park.id, park.blob));
+      returned.push_back(std::move(park));  // the fd stayed in `park`: still ours
+    };
+    Client client(std::move(callbacks));
+    self = &client;
+    REQUIRE(client.connect(fake.path(), "pool").ok());
+    REQUIRE(pump_until(fake, [&] { return !fake.frames().empty(); }));
+    fake.welcome(5);
+    REQUIRE(run_until(client, &fake, [&] { return client.connected(); }));
+    auto socket = make_parkable();
+    REQUIRE(client.park(socket.parked, 1, "x").ok());
+    fake.stop_listening();
+    REQUIRE(run_until(client, nullptr, [&] { return !returned.empty(); }));
+    CHECK(repark_errors == std::vector<Error>{Error{ENOTCONN}});
+    CHECK(returned[0].fd.valid());
+    client.close();
+  }
+  CHECK(open_fd_count() == baseline);
+}

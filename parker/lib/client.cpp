@@ -83,7 +83,9 @@ void Client::disconnect(Error why) {
   send_queue_.clear();
   wants_write_ = false;
   credit_ = 0;
-  // Give the fds back before anything else can happen, then report the disconnection.
+  // Not connected from here on (a park() from a callback gets ENOTCONN). Give the fds back
+  // before anything else can happen, then report the disconnection.
+  state_ = State::backing_off;
   return_parks(std::move(returned));
   if (state_ == State::idle) return;  // an on_rejected callback called close()
   fail_attempt(why);
