@@ -29,8 +29,8 @@
 // parks per PARK frame — so call it once per loop iteration, after your callbacks have run
 // (UvClient does it in a uv_prepare_t).
 //
-// Callbacks run from inside connect(), close(), on_readable(), on_writable(), flush() and
-// on_timer() — never from park(), recall() or drop(). They may call any method, close()
+// Callbacks run from inside connect(), close(), on_readable(), on_writable(), flush(),
+// on_timer() and abandon_connection() — never from park(), recall() or drop(). They may call any method, close()
 // included; they must not throw, and must not destroy the Client.
 //
 // Usage with a hand-written poll() loop (UvClient is the short way for libuv programs):

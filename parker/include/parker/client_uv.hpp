@@ -18,11 +18,15 @@
 //
 //   parker::ClientCallbacks callbacks;
 //   callbacks.on_wake = [&](parker::WokenConnection woken) {
-//     // woken.fd is the client socket again, woken.blob the state you parked it with.
-//     server.resume(std::move(woken.fd), woken.id, woken.blob);
+//     // The client socket is ours again, with the state we parked it with; its bytes are
+//     // still unread. Give it a uv handle again:
+//     auto* tcp = new uv_tcp_t;
+//     uv_tcp_init(loop, tcp);
+//     uv_tcp_open(tcp, woken.fd.release());
+//     server.resume(tcp, woken.id, woken.blob);
 //   };
 //   callbacks.on_rejected = [&](parker::RejectedPark park) {
-//     server.keep(std::move(park.fd), park.id);   // not parked: serve it as before
+//     server.resume_unparked(std::move(park.fd), park.id, park.blob);   // never lost
 //   };
 //   callbacks.on_disconnected = [](parker::Error e, std::chrono::milliseconds retry_in) {
 //     spdlog::warn("parker: {} (retrying in {} ms)", parker::describe(e), retry_in.count());
@@ -30,12 +34,15 @@
 //   parker::UvClientPtr parker_client = parker::UvClient::create(loop, std::move(callbacks));
 //   parker_client->connect(parker::default_socket_path(), "heavy_server");
 //
-//   // When a connection goes idle (stop reading it with uv_read_stop first, then hand over a
-//   // dup() of its fd or the fd itself once its uv handle is closed):
-//   parker::UniqueFd fd(::dup(socket_fd));
-//   if (parker::Error e = parker_client->park(fd, id, session.serialise(), {}); e.failed()) {
-//     // ENOTCONN / ENOBUFS (no credit) / ...: `fd` is still ours, keep serving it
-//   }
+//   // A connection went idle (nothing unprocessed in our buffers): hand parker a duplicate of
+//   // its fd, then close the uv handle — that closes only the original fd, and the duplicate
+//   // keeps the connection open while it travels to parker.
+//   uv_os_fd_t raw;
+//   uv_fileno(reinterpret_cast<uv_handle_t*>(tcp), &raw);
+//   parker::UniqueFd fd(::fcntl(raw, F_DUPFD_CLOEXEC, 0));
+//   if (parker_client->park(fd, id, session.serialise(), {}).ok()) {
+//     uv_close(reinterpret_cast<uv_handle_t*>(tcp), free_tcp);       // parked
+//   }  // else (ENOTCONN, ENOBUFS...): `fd`, the duplicate, closes itself; keep serving `tcp`
 //
 //   parker_client.reset();   // at shutdown; then let uv_run() finish
 #pragma once
