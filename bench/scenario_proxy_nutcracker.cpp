@@ -20,8 +20,11 @@
 namespace parker::bench {
 namespace {
 
+// The proxy is the alternative to parking: heavy_server runs without it (its parker socket
+// points where nothing listens).
 RunningServer start_backend(const Config& config, const std::string& tag) {
-  return config.proxy_backend == "heavy_server" ? start_heavy_server(config, tag) : start_redis(config, tag);
+  if (config.proxy_backend != "heavy_server") return start_redis(config, tag);
+  return start_heavy_server(config, tag, log_dir(config) / "no-parker-here.sock");
 }
 
 // Waits until `pid` has at least `fds` open fds (the server accepted the idle clients).

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <map>
+#include <optional>
 
 #include "progress.hpp"
 #include "redis_benchmark.hpp"
@@ -22,10 +23,23 @@ void run_server_speed(const Config& config, ScenarioReport& report) {
   const int clients = 50;
   report.param("redis_benchmark", fmt::format("-t ping,set,get -c {} -n {}", clients, requests));
   report.param("repetitions", std::to_string(reps));
-  report.param("heavy_server_args", fmt::format("--port N --bind 127.0.0.1 {}", fmt::join(config.heavy_server_args, " ")));
+  report.param("heavy_server_args", fmt::format("--port N --bind 127.0.0.1 --parker SOCKET {}",
+                                                fmt::join(config.heavy_server_args, " ")));
 
+  // "Parking on, nothing parked": heavy_server connected to a parker of its own; the
+  // benchmark's clients never pause long enough to be parked.
+  ScratchDir scratch;
+  std::optional<RunningServer> parker;
+  std::filesystem::path parker_socket = scratch.path() / "none.sock";
+  if (parker_built(config)) {
+    parker.emplace(start_parker(config, scratch, "speed-parker"));
+    parker_socket = parker->socket;
+    report.param("parking", "on (heavy_server connected to its own parker), nothing parked");
+  } else {
+    report.param("parking", "off: parker not built");
+  }
   RunningServer redis = start_redis(config, "speed-redis");
-  RunningServer heavy = start_heavy_server(config, "speed-heavy_server");
+  RunningServer heavy = start_heavy_server(config, "speed-heavy_server", parker_socket);
   const std::vector<std::string> tests = {"PING_INLINE", "PING_MBULK", "SET", "GET"};
   std::map<std::string, std::vector<double>> rps, p50;
   auto log = log_dir(config) / "redis-benchmark.log";

@@ -1,5 +1,6 @@
 #include "servers.hpp"
 
+#include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <stdexcept>
@@ -8,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "loopback.hpp"
+#include "parker/unix_socket.hpp"
 
 namespace parker::bench {
 namespace {
@@ -20,7 +22,7 @@ RunningServer start_on_spare_port(const std::string& name, const std::filesystem
   std::string last_error;
   for (int attempt = 0; attempt < 3; ++attempt) {
     std::uint16_t port = pick_free_port();
-    RunningServer server{name, ChildProcess::spawn(make_argv(port), log), port, 0, log};
+    RunningServer server{name, ChildProcess::spawn(make_argv(port), log), port, 0, log, {}};
     auto deadline = std::chrono::steady_clock::now() + 10s;
     bool up = false;
     while (std::chrono::steady_clock::now() < deadline && server.process.running()) {
@@ -89,15 +91,43 @@ RunningServer start_nutcracker(const Config& config, std::uint16_t backend_port,
   return server;
 }
 
+ScratchDir::ScratchDir() {
+  char templ[] = "/tmp/parker-bench-XXXXXX";
+  if (::mkdtemp(templ) == nullptr) throw std::runtime_error("mkdtemp failed");
+  path_ = templ;
+}
+
+ScratchDir::~ScratchDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+bool parker_built(const Config& config) { return std::filesystem::exists(config.program("parker")); }
+
+RunningServer start_parker(const Config& config, const ScratchDir& dir, const std::string& tag) {
+  auto socket = dir.path() / (tag + ".sock");
+  auto log = log_dir(config) / (tag + ".log");
+  RunningServer parker{"parker", ChildProcess::spawn({config.program("parker").string(), "--socket", socket.string()}, log),
+                       0, 0, log, socket};
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < deadline && parker.process.running()) {
+    if (connect_unix(socket.string()).ok()) return parker;
+    std::this_thread::sleep_for(10ms);
+  }
+  throw std::runtime_error(fmt::format("parker did not start on {} (see {})", socket.string(), log.string()));
+}
+
 bool heavy_server_built(const Config& config) {
   return std::filesystem::exists(config.program("heavy_server"));
 }
 
-RunningServer start_heavy_server(const Config& config, const std::string& tag) {
+RunningServer start_heavy_server(const Config& config, const std::string& tag,
+                                 const std::filesystem::path& parker_socket) {
   auto program = config.program("heavy_server");
   auto dir = log_dir(config);
   return start_on_spare_port("heavy_server", dir / (tag + ".log"), [&](std::uint16_t port) {
-    std::vector<std::string> argv{program.string(), "--port", std::to_string(port), "--bind", "127.0.0.1"};
+    std::vector<std::string> argv{program.string(), "--port", std::to_string(port), "--bind", "127.0.0.1",
+                                  "--parker", parker_socket.string()};
     argv.insert(argv.end(), config.heavy_server_args.begin(), config.heavy_server_args.end());
     return argv;
   });

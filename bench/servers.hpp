@@ -18,6 +18,7 @@ struct RunningServer {
   std::uint16_t port = 0;
   std::uint16_t stats_port = 0;  // nutcracker only
   std::filesystem::path log;
+  std::filesystem::path socket;  // parker only: its Unix socket
 
   [[nodiscard]] pid_t pid() const noexcept { return process.pid(); }
 };
@@ -30,10 +31,30 @@ struct RunningServer {
 [[nodiscard]] RunningServer start_nutcracker(const Config& config, std::uint16_t backend_port,
                                              const std::string& tag);
 
-// build/bin/heavy_server --port N --bind 127.0.0.1 [config.heavy_server_args...]; check
-// heavy_server_built() first.
+// A fresh directory under /tmp (Unix socket paths must be short), removed with its content.
+class ScratchDir {
+ public:
+  ScratchDir();
+  ~ScratchDir();
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// build/bin/parker --socket <dir>/<tag>.sock; returns once the socket accepts.
+[[nodiscard]] bool parker_built(const Config& config);
+[[nodiscard]] RunningServer start_parker(const Config& config, const ScratchDir& dir, const std::string& tag);
+
+// build/bin/heavy_server --port N --bind 127.0.0.1 --parker <parker_socket>
+// [config.heavy_server_args...]; check heavy_server_built() first. `parker_socket` is always
+// passed, so heavy_server never talks to a parker of someone else at the default path: give a
+// path where nothing listens to run it without parking.
 [[nodiscard]] bool heavy_server_built(const Config& config);
-[[nodiscard]] RunningServer start_heavy_server(const Config& config, const std::string& tag);
+[[nodiscard]] RunningServer start_heavy_server(const Config& config, const std::string& tag,
+                                               const std::filesystem::path& parker_socket);
 
 // The log directory of a run (created on first use).
 [[nodiscard]] std::filesystem::path log_dir(const Config& config);
