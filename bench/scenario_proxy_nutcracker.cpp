@@ -153,6 +153,12 @@ void measure_fifty_clients(const Config& config, ScenarioReport& report, const R
 }  // namespace
 
 void run_proxy_nutcracker(const Config& config, ScenarioReport& report) {
+  std::vector<std::string> tools{"nutcracker", "redis-benchmark"};
+  if (config.proxy_backend == "redis") tools.push_back("redis-server");
+  if (auto missing = missing_tools(tools); !missing.empty()) {
+    report.skip(missing);
+    return;
+  }
   if (config.proxy_backend == "heavy_server" && !heavy_server_built(config)) {
     report.skip("heavy_server not built");
     return;

@@ -18,6 +18,10 @@ void run_server_speed(const Config& config, ScenarioReport& report) {
     report.skip("heavy_server not built (no " + config.program("heavy_server").string() + ")");
     return;
   }
+  if (auto missing = missing_tools({"redis-server", "redis-benchmark"}); !missing.empty()) {
+    report.skip(missing);
+    return;
+  }
   const long requests = config.pick<long>(2000, 100000, 500000);
   const int reps = config.reps(2, 3);
   const int clients = 50;

@@ -48,6 +48,15 @@ std::filesystem::path required_program(const std::string& name) {
 
 }  // namespace
 
+std::string missing_tools(const std::vector<std::string>& programs) {
+  for (const auto& program : programs) {
+    if (find_in_path(program)) continue;
+    std::string package = program == "redis-benchmark" ? "redis-tools" : program == "gnuplot" ? "gnuplot-nox" : program;
+    return fmt::format("{} not installed (apt install {})", program, package);
+  }
+  return {};
+}
+
 std::filesystem::path log_dir(const Config& config) {
   auto dir = config.out_dir / "logs";
   std::filesystem::create_directories(dir);

@@ -56,6 +56,11 @@ class ScratchDir {
 [[nodiscard]] RunningServer start_heavy_server(const Config& config, const std::string& tag,
                                                const std::filesystem::path& parker_socket);
 
+// The first of `programs` (redis-server, nutcracker, redis-benchmark...) not installed, with
+// the Debian package to install, e.g. "nutcracker not installed (apt install nutcracker)";
+// empty when all are there. Scenarios skip with this reason rather than fail.
+[[nodiscard]] std::string missing_tools(const std::vector<std::string>& programs);
+
 // The log directory of a run (created on first use).
 [[nodiscard]] std::filesystem::path log_dir(const Config& config);
 
