@@ -433,7 +433,7 @@ TEST_CASE("losing parker returns every queued park's fd, and none is lost", "[cl
   CHECK(open_fd_count() == baseline);
 }
 
-TEST_CASE("close() gives back queued parks and is idempotent; no callback after it", "[client][core][no_loss]") {
+TEST_CASE("close() gives back queued parks and is idempotent, with no callback after it", "[client][core][no_loss]") {
   std::size_t baseline = open_fd_count();
   {
     Session s(5);
@@ -536,7 +536,7 @@ TEST_CASE("a message only owners send, coming from parker, is a protocol error",
   CHECK(s.recorder.disconnected[0].first.is(EPROTO));
 }
 
-TEST_CASE("callbacks may close the client; fds already received are still delivered", "[client][core]") {
+TEST_CASE("callbacks may close the client, and fds already received are still delivered", "[client][core]") {
   std::size_t baseline = open_fd_count();
   {
     TempDir dir;

@@ -122,7 +122,7 @@ TEST_CASE("UvClient: parker not running yet, then started: the client connects b
   CHECK(open_fd_count() == baseline);
 }
 
-TEST_CASE("UvClient: parker restarts; the client reconnects with HELLO again", "[client][uv][reconnect]") {
+TEST_CASE("UvClient: parker restarts and the client reconnects with HELLO again", "[client][uv][reconnect]") {
   std::size_t baseline = fd_baseline_with_libuv();
   {
     TempDir dir;
