@@ -256,3 +256,32 @@ TEST_CASE_METHOD(LoopFixture, "shutdown finishes the request in progress, answer
   // No new connections once stopping.
   CHECK_THROWS(connect_tcp(port));
 }
+
+TEST_CASE_METHOD(LoopFixture, "quiet connections are visited oldest first, and may be detached on the way",
+                 "[heavy][server]") {
+  Server& server = make_server();
+  REQUIRE(server.listen().empty());
+  auto a = connect_tcp(port_of(server));
+  auto b = connect_tcp(port_of(server));
+  CHECK(exchange(a.get(), "CLIENT ID\r\n", 4) == ":1\r\n");
+  CHECK(exchange(b.get(), "CLIENT ID\r\n", 4) == ":2\r\n");
+  auto order = [&] {
+    std::vector<std::uint64_t> ids;
+    server.for_each_quiet_since(UINT64_MAX, [&](Connection& c) { ids.push_back(c.id()); });
+    return ids;
+  };
+  CHECK(order() == std::vector<std::uint64_t>{1, 2});
+  CHECK(exchange(a.get(), "PING\r\n", 7) == "+PONG\r\n");
+  CHECK(order() == std::vector<std::uint64_t>{2, 1});
+  std::vector<std::uint64_t> none;
+  server.for_each_quiet_since(0, [&](Connection& c) { none.push_back(c.id()); });
+  CHECK(none.empty());
+
+  std::vector<UniqueFd> parked;
+  server.for_each_quiet_since(UINT64_MAX, [&](Connection& c) {
+    if (c.idle()) parked.push_back(std::move(server.detach_connection(c.id()).detached->fd));
+  });
+  CHECK(parked.size() == 2);
+  CHECK(server.connection_count() == 0);
+  CHECK(order().empty());
+}

@@ -242,9 +242,12 @@ TEST_CASE("a working set is resident while held and returned to the OS when rele
     REQUIRE(ws.allocate(kBytes));
     CHECK(ws.size() == kBytes);
     CHECK(ws.data()[kBytes - 1] != 0);
-    CHECK(resident_memory_bytes() >= before + kBytes * 9 / 10);
+    const std::uint64_t held = resident_memory_bytes();
+    CHECK(held >= before + kBytes * 9 / 10);
     ws.release();
-    CHECK(resident_memory_bytes() < before + kBytes / 10);
+    // Compared with the held size, not with `before`: under ASan, munmap itself touches
+    // shadow memory (1/8 of the region).
+    CHECK(resident_memory_bytes() <= held - kBytes * 8 / 10);
   }
   WorkingSet none;
   CHECK(none.allocate(0));

@@ -6,6 +6,10 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <chrono>
+#include <optional>
+
+#include "heavy/parking.hpp"
 #include "heavy/server.hpp"
 #include "heavy/snapshot.hpp"
 
@@ -17,11 +21,20 @@ struct SignalWatch {
   uv_signal_t term{};
   uv_signal_t interrupt{};
   Server* server = nullptr;
+  Parking* parking = nullptr;  // null without parker
   bool closed = false;
 };
 
 void on_signal(uv_signal_t* handle, int signum) noexcept {
   auto* watch = static_cast<SignalWatch*>(handle->data);
+  Server* server = watch->server;
+  // TERM is a graceful restart when parker is there: every connection and the listening
+  // socket go to parker for the next process; then the server stops.
+  if (signum == SIGTERM && !server->stopping() && watch->parking != nullptr &&
+      watch->parking->begin_handover([server] { server->shutdown(); })) {
+    spdlog::info("SIGTERM: handing every connection over to parker");
+    return;
+  }
   spdlog::info("{}: shutting down{}", signum == SIGTERM ? "SIGTERM" : "SIGINT",
                watch->server->stopping() ? " now" : " gracefully");
   watch->server->shutdown();
@@ -38,6 +51,15 @@ void setup_logging(const Config& config) {
   auto logger = spdlog::stderr_color_mt("heavy_server");
   spdlog::set_default_logger(logger);
   spdlog::set_level(spdlog::level::from_str(config.log_level));
+}
+
+// CLIENT IDs double as parker ids, unique in the pool across restarts: a process starts at a
+// time-based value above anything an earlier one handed out (unless that one accepted more
+// than 1024 connections per millisecond of its life).
+std::uint64_t time_based_first_client_id() {
+  using namespace std::chrono;
+  const auto ms = duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+  return static_cast<std::uint64_t>(ms) * 1024;
 }
 
 // Runs the loop until every handle is closed, then closes it.
@@ -61,6 +83,8 @@ int run_app(const Config& config) {
   options.bind = config.bind;
   options.port = config.port;
   options.session_bytes = config.session_bytes;
+  const bool parking_on = !config.parker_socket.empty();
+  if (parking_on) options.first_client_id = time_based_first_client_id();
   int exit_code = 0;
   {
     Server server(&loop, options);
@@ -76,7 +100,6 @@ int run_app(const Config& config) {
         spdlog::info("loaded {} key(s) from {}", loaded.keys, config.snapshot_path);
       }
     }
-    if (error.empty()) error = server.listen();
     if (!error.empty()) {
       spdlog::critical("{}", error);
       server.shutdown();
@@ -91,11 +114,37 @@ int run_app(const Config& config) {
     watch.term.data = watch.interrupt.data = &watch;
     uv_signal_start(&watch.term, on_signal, SIGTERM);
     uv_signal_start(&watch.interrupt, on_signal, SIGINT);
-    server.set_on_stopped([&watch] { close_signals(watch); });
-    // Logged once everything is set up: tests take this line as "ready" (and the fd baseline).
-    spdlog::info("listening on {}", server.listening_address());
-    spdlog::debug("parking not wired in yet: parker {}, pool {}, park after {} ms", config.parker_socket,
-                  config.pool, config.park_after_ms);
+
+    ParkingOptions parking_options;
+    parking_options.socket_path = config.parker_socket;
+    parking_options.pool = config.pool;
+    parking_options.park_after_ms = config.park_after_ms;
+    std::optional<Parking> parking;
+    if (parking_on) parking.emplace(server, parking_options);
+    watch.parking = parking ? &*parking : nullptr;
+    server.set_on_stopped([&watch, &parking] {
+      close_signals(watch);
+      if (parking) parking->close();
+    });
+
+    // Listening waits for parker's answer: after a graceful restart it holds our listener.
+    auto start_listening = [&server, &exit_code](parker::UniqueFd handed_over) {
+      const bool adopted = static_cast<bool>(handed_over);
+      std::string failed = adopted ? server.adopt_listener(std::move(handed_over)) : server.listen();
+      if (!failed.empty()) {
+        spdlog::critical("{}", failed);
+        exit_code = 1;
+        server.shutdown();
+        return;
+      }
+      // Logged once everything is set up: tests take this line as "ready" (and the fd baseline).
+      spdlog::info("listening on {}{}", server.listening_address(), adopted ? " (handed over by parker)" : "");
+    };
+    if (parking) {
+      parking->start(start_listening);
+    } else {
+      start_listening({});
+    }
 
     uv_run(&loop, UV_RUN_DEFAULT);
 

@@ -121,6 +121,7 @@ void Connection::on_readable() noexcept {
   if (n > 0) {
     input_.commit(static_cast<std::size_t>(n));
     last_input_ms_ = uv_now(server_.loop());
+    server_.mark_active(*this);
     service();
   } else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
     close();  // end of stream or a dead socket; whatever was pending cannot be delivered

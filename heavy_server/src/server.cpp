@@ -36,6 +36,7 @@ Server::Server(uv_loop_t* loop, ServerOptions options)
   identity_.started_unix_ms = unix_ms_now();
   identity_.session_bytes = options_.session_bytes;
   identity_.tcp_port = options_.port;
+  next_client_id_ = options_.first_client_id;
   spare_fd_.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
 
   uv_timer_init(loop_, &sweep_timer_);
@@ -144,11 +145,36 @@ void Server::accept_one(parker::UniqueFd fd) noexcept {
     spdlog::warn("no memory for a new session of {} bytes; connection refused", options_.session_bytes);
     return;  // fd closes here
   }
-  connections_.emplace(conn->id(), conn);
-  ++stats_.active_connections;
+  register_connection(conn);
 }
 
 // --- Connections ---
+
+void Server::register_connection(Connection* conn) {
+  connections_.emplace(conn->id(), conn);
+  ++stats_.active_connections;
+  conn->older_ = newest_;
+  conn->newer_ = nullptr;
+  (newest_ != nullptr ? newest_->newer_ : oldest_) = conn;
+  newest_ = conn;
+}
+
+void Server::unlink_activity(Connection& conn) noexcept {
+  (conn.older_ != nullptr ? conn.older_->newer_ : oldest_) = conn.newer_;
+  (conn.newer_ != nullptr ? conn.newer_->older_ : newest_) = conn.older_;
+  conn.older_ = conn.newer_ = nullptr;
+}
+
+void Server::mark_active(Connection& conn) noexcept {
+  if (newest_ == &conn) return;  // the common case for a busy client: nothing to move
+  unlink_activity(conn);
+  conn.older_ = newest_;
+  (newest_ != nullptr ? newest_->newer_ : oldest_) = &conn;
+  newest_ = &conn;
+}
+
+std::uint64_t Server::last_input_of(const Connection& conn) noexcept { return conn.last_input_ms(); }
+Connection* Server::newer_of(const Connection& conn) noexcept { return conn.newer_; }
 
 Connection* Server::find_connection(std::uint64_t client_id) const {
   auto it = connections_.find(client_id);
@@ -160,6 +186,7 @@ void Server::forget(Connection& conn) noexcept {
   if (it == connections_.end() || it->second != &conn) return;  // never registered
   connections_.erase(it);
   --stats_.active_connections;
+  unlink_activity(conn);
   if (conn.session().subscribed()) {
     pubsub_.rebind(conn.session().channels, &conn, nullptr);
     --stats_.subscriber_connections;
@@ -230,8 +257,7 @@ AdoptResult Server::adopt_connection(parker::UniqueFd fd, std::span<const std::b
     conn = nullptr;
   }
   if (conn == nullptr) return fail("no memory for the session");
-  connections_.emplace(conn->id(), conn);
-  ++stats_.active_connections;
+  register_connection(conn);
   if (conn->session().subscribed()) {
     for (const std::string& channel : conn->session().channels) {
       if (stand_in != nullptr) pubsub_.unsubscribe(channel, stand_in);

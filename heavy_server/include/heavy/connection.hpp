@@ -103,6 +103,9 @@ class Connection final : public PubSubSink {
   bool paused_ = false;              // too much output pending: stop taking requests
   bool over_limit_ = false;          // a subscriber that does not read: to be closed
   bool flush_queued_ = false;        // in the server's list of connections to flush
+  // The server's activity list, ordered by last_input_ms_ (see Server::for_each_quiet_since).
+  Connection* older_ = nullptr;
+  Connection* newer_ = nullptr;
 };
 
 }  // namespace heavy

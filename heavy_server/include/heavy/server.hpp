@@ -5,7 +5,9 @@
 //   detach_connection(id, stand_in, max_blob)  an idle connection → its fd + session blob
 //   adopt_connection(fd, blob, stand_in)       a socket handed back → served again, same session
 //   detach_listener() / adopt_listener(fd)     the listening socket across a restart
-//   for_each_connection(f), stats().parking    to find idle connections and report parking
+//   for_each_quiet_since(cutoff, f)            connections without input since cutoff, oldest
+//                                              first, in O(1) per connection visited
+//   stats().parking                            the counters INFO reports
 //
 // Every handle is closed before the loop ends: after shutdown() completes (on_stopped runs),
 // uv_run() returns once the close callbacks have run, and the Server may then be destroyed.
@@ -40,6 +42,9 @@ struct ServerOptions {
   std::size_t session_bytes = 256 * 1024;    // working set of each active session
   RespLimits limits;
   std::uint64_t drain_timeout_ms = 5000;     // graceful shutdown: then close what is left
+  // CLIENT IDs start here. The parking integration may use client ids as parker ids, which
+  // must stay unique in the pool across restarts: a new process then starts above the last.
+  std::uint64_t first_client_id = 1;
 };
 
 struct DetachedConnection {
@@ -97,6 +102,18 @@ class Server {
   void for_each_connection(F&& f) {
     for (auto& [id, conn] : connections_) f(*conn);
   }
+  // Calls f(Connection&) for every connection whose last input came at or before `cutoff_ms`
+  // (loop time, uv_now), oldest first, stopping at the first more recent one: a parking timer
+  // visits only the candidates, never the busy connections. f may close or detach the
+  // connection it is given (and no other).
+  template <class F>
+  void for_each_quiet_since(std::uint64_t cutoff_ms, F&& f) {
+    for (Connection* c = oldest_; c != nullptr && last_input_of(*c) <= cutoff_ms;) {
+      Connection* next = newer_of(*c);
+      f(*c);
+      c = next;
+    }
+  }
   [[nodiscard]] Connection* find_connection(std::uint64_t client_id) const;
   [[nodiscard]] std::size_t connection_count() const noexcept { return connections_.size(); }
 
@@ -111,6 +128,7 @@ class Server {
   // --- For Connection ---
   void forget(Connection& conn) noexcept;      // it is closing or detaching
   void queue_flush(Connection* conn);          // it has output queued by a delivery
+  void mark_active(Connection& conn) noexcept;  // it received input: move it to the newest end
 
  private:
   static void on_sweep(uv_timer_t* timer) noexcept;
@@ -124,6 +142,10 @@ class Server {
   [[nodiscard]] Session new_session() noexcept;
   void close_all_connections() noexcept;
   void maybe_finish() noexcept;
+  void register_connection(Connection* conn);
+  void unlink_activity(Connection& conn) noexcept;
+  static std::uint64_t last_input_of(const Connection& conn) noexcept;
+  static Connection* newer_of(const Connection& conn) noexcept;
 
   uv_loop_t* loop_;
   ServerOptions options_;
@@ -136,6 +158,8 @@ class Server {
   Listener* listener_ = nullptr;
   std::unordered_map<std::uint64_t, Connection*> connections_;
   std::vector<Connection*> flush_queue_;
+  Connection* oldest_ = nullptr;  // the activity list: least recent input first
+  Connection* newest_ = nullptr;
   std::uint64_t next_client_id_ = 1;
   parker::UniqueFd spare_fd_;  // closed to accept-and-drop when out of descriptors (EMFILE)
 
