@@ -22,6 +22,12 @@ constexpr std::size_t kOutputHighWater = 4u << 20;
 constexpr int kReadsPerEvent = 16;
 // A CREDIT frame is sent once the deficit is at least this many records (or credit is 0).
 constexpr std::uint32_t kMinCreditGrant = 64;
+// Bytes per WAKE frame (unless one record alone is bigger). A frame's fds leave parker with
+// its first byte, long before a big frame's last byte: were the owner to die meanwhile,
+// every fd of the frame would die in its socket buffer. Small frames keep the fds in
+// flight close to what the socket buffer holds; with small blobs a frame still carries
+// all 253 records.
+constexpr std::size_t kMaxWakeFrameBytes = 256u << 10;
 // CLOSED records per frame (9 bytes each: far below kMaxFrameBody).
 constexpr std::size_t kClosedPerFrame = 65536;
 
@@ -273,7 +279,8 @@ void ControlSession::top_up_credit() {
 }
 
 void ControlSession::encode_pending() {
-  // WAKE frames: up to 253 records, and under the frame size limit.
+  // WAKE frames: up to 253 records, and up to kMaxWakeFrameBytes (kMaxFrameBody for a
+  // single record with a huge blob).
   while (!pending_wakes_.empty() && out_.queued_bytes() < kOutputHighWater) {
     protocol::Wake wake;
     OutgoingMessage out;
@@ -281,7 +288,7 @@ void ControlSession::encode_pending() {
     while (!pending_wakes_.empty() && wake.records.size() < protocol::kMaxRecordsPerFrame) {
       WakeItem& item = pending_wakes_.front();
       std::size_t size = protocol::encoded_size(item.record);
-      if (!wake.records.empty() && body + size > protocol::kMaxFrameBody) break;
+      if (!wake.records.empty() && body + size > kMaxWakeFrameBytes) break;
       body += size;
       wake.records.push_back(std::move(item.record));
       out.fds.push_back(std::move(item.fd));

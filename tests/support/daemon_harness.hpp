@@ -106,6 +106,7 @@ struct Inbox {
   std::vector<std::string> stats;
   std::vector<std::string> lists;
   bool eof = false;              // parker closed the connection
+  bool send_failed = false;      // a send found the connection closed
   proto::DecodeError decode_error = proto::DecodeError::none;
 };
 
@@ -121,6 +122,7 @@ class RawOwner {
 
   [[nodiscard]] int fd() const noexcept { return fd_.get(); }
   [[nodiscard]] Inbox& inbox() noexcept { return inbox_; }
+  [[nodiscard]] const proto::FrameReader& reader() const noexcept { return reader_; }
 
   // Sends HELLO and waits for WELCOME (or an ERROR, then returns nullopt).
   std::optional<proto::Welcome> hello(const std::string& pool, std::uint16_t major = proto::kVersionMajor) {
@@ -132,8 +134,13 @@ class RawOwner {
   void send(const proto::Message& message, std::span<const int> fds = {}) {
     send_bytes(proto::encode(message), fds);
   }
+  // A connection parker already closed is not an error here (EPIPE/ECONNRESET): what
+  // parker said before closing is still there to read.
   void send_bytes(std::span<const std::byte> bytes, std::span<const int> fds = {}) {
-    if (Error e = send_all_with_fds(fd_.get(), bytes, fds); e.failed()) {
+    Error e = send_all_with_fds(fd_.get(), bytes, fds);
+    if (e.is(EPIPE) || e.is(ECONNRESET)) {
+      inbox_.send_failed = true;
+    } else if (e.failed()) {
       throw std::runtime_error("send to parker: " + describe(e));
     }
   }
@@ -272,6 +279,13 @@ inline long long parker_metric(const std::string& socket_path, const std::string
   RawOwner observer(socket_path);
   if (!observer.hello("")) return -1;
   return metric(observer.stats(), series);
+}
+
+// The whole STATS text of a running parker (for diagnostics).
+inline std::string parker_stats_text(const std::string& socket_path) {
+  RawOwner observer(socket_path);
+  if (!observer.hello("")) return "(no WELCOME)";
+  return observer.stats();
 }
 
 // ---- TCP loopback connections -----------------------------------------------------------------
