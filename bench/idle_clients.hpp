@@ -1,7 +1,7 @@
 // Many idle TCP client connections, held by helper processes so that no process goes near
 // the fd limit (RLIMIT_NOFILE is 20000 here and cannot be raised): each holder opens at most
-// kPerHolder connections, each from its own loopback source address (127.0.0.2, ...), so
-// one listener can take far more than one address's ~28k ephemeral ports.
+// kPerHolder connections, at most a few thousand per loopback source address (127.0.0.2,
+// ...), so one listener can take far more than one address's ~28k ephemeral ports.
 #pragma once
 
 #include <cstddef>

@@ -22,7 +22,7 @@ void run_server_speed(const Config& config, ScenarioReport& report) {
     report.skip(missing);
     return;
   }
-  const long requests = config.pick<long>(2000, 100000, 500000);
+  const long requests = config.pick<long>(2000, 50000, 500000);
   const int reps = config.reps(2, 3);
   const int clients = 50;
   report.param("redis_benchmark", fmt::format("-t ping,set,get -c {} -n {}", clients, requests));
