@@ -36,7 +36,7 @@ void require_tools() {
 
 }  // namespace
 
-TEST_CASE("heavy_server --help describes every option and exits 0; a bad option exits non-zero",
+TEST_CASE("heavy_server --help describes every option and exits 0, a bad option exits non-zero",
           "[heavy][integration]") {
   auto help = parker::test::run_command(parker::test::program_path("heavy_server") + " --help");
   CHECK(help.code == 0);
@@ -161,7 +161,7 @@ TEST_CASE("pipelined requests are all answered, in order", "[heavy][integration]
   CHECK(recv_bytes(client.get(), expected.size()) == expected);
 }
 
-TEST_CASE("malformed RESP gets a protocol error and that connection is closed; others are untouched",
+TEST_CASE("malformed RESP gets a protocol error and that connection is closed, others are untouched",
           "[heavy][integration]") {
   HeavyServerProcess server;
   const std::size_t baseline = idle_fd_count(server);
@@ -264,7 +264,7 @@ TEST_CASE("TERM: stop accepting, finish the request in progress, exit 0", "[heav
   CHECK_THROWS(connect_tcp(server.port()));
 }
 
-TEST_CASE("--snapshot: the keyspace is written on TERM and read at the next start", "[heavy][integration]") {
+TEST_CASE("with --snapshot the keyspace is written on TERM and read at the next start", "[heavy][integration]") {
   require_tools();
   parker::test::TempDir dir;
   const std::string file = dir.file("keys.snapshot");

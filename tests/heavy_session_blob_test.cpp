@@ -199,7 +199,7 @@ TEST_CASE("a keyspace snapshot round-trips keys, databases and expiry", "[heavy]
   CHECK(late.db(15).size() == 0);
 }
 
-TEST_CASE("a missing snapshot is a first start; a damaged one is an error", "[heavy][snapshot]") {
+TEST_CASE("a missing snapshot is a first start and a damaged one is an error", "[heavy][snapshot]") {
   parker::test::TempDir dir;
   Keyspace ks;
   auto missing = load_snapshot(ks, dir.file("none"), {});
