@@ -161,7 +161,10 @@ void Daemon::on_signal(uv_signal_t* handle, int signum) noexcept {
   auto* self = static_cast<Daemon*>(handle->data);
   if (signum == SIGHUP) {
     spdlog::info("SIGHUP: reopening the log");
-    if (self->reopen_log_) self->reopen_log_();
+    if (self->reopen_log_) {
+      self->reopen_log_();
+      spdlog::info("log reopened");
+    }
     return;
   }
   spdlog::info("{}: stopping", signum == SIGTERM ? "SIGTERM" : "SIGINT");

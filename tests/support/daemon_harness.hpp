@@ -45,9 +45,15 @@ class ParkerProcess {
   // `prefix` runs parker through another program (e.g. {"/usr/bin/prlimit", "--nofile=200:200"}).
   explicit ParkerProcess(std::vector<std::string> args = {}, std::vector<std::string> prefix = {})
       : socket_path_(dir_.file("parker.sock")), process_(make_argv(prefix, socket_path_, args)) {
-    if (!process_.wait_for_output("listening on", 10s)) {
-      throw std::runtime_error("parker did not start: " + process_.output());
+    // With --log-file the start is announced in the file, not on stderr.
+    std::string log_file;
+    for (std::size_t i = 0; i + 1 < args.size(); ++i) {
+      if (args[i] == "--log-file") log_file = args[i + 1];
     }
+    bool started = log_file.empty() ? process_.wait_for_output("listening on", 10s) : eventually([&] {
+      return run_command("grep -q 'listening on' " + log_file).code == 0;
+    });
+    if (!started) throw std::runtime_error("parker did not start: " + process_.output());
   }
 
   [[nodiscard]] const std::string& socket_path() const noexcept { return socket_path_; }
