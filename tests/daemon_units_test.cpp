@@ -1,0 +1,281 @@
+// parker daemon pieces in-process: the deadline heap, capacity and credit accounting, the
+// output queue's fd accounting, the socket probe, options and stats rendering.
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <random>
+#include <vector>
+
+#include "capacity.hpp"
+#include "deadline_heap.hpp"
+#include "options.hpp"
+#include "output_queue.hpp"
+#include "parked_socket.hpp"
+#include "parker/unix_socket.hpp"
+#include "stats.hpp"
+#include "support/daemon_harness.hpp"
+
+using namespace parker;
+using namespace parker::daemon;
+
+namespace {
+struct Entry {
+  std::uint64_t deadline = 0;
+  std::uint32_t index = kNotInHeap;
+};
+}  // namespace
+
+TEST_CASE("the deadline heap pops in deadline order and erases any entry", "[daemon][unit][deadline]") {
+  std::mt19937_64 rng(12345);
+  std::vector<Entry> entries(2000);
+  DeadlineHeap<Entry> heap;
+  for (auto& e : entries) {
+    e.deadline = rng() % 500 + 1;
+    heap.push(e);
+  }
+  REQUIRE(heap.size() == entries.size());
+  // Erase every third one, from anywhere in the heap.
+  for (std::size_t i = 0; i < entries.size(); i += 3) {
+    heap.erase(entries[i]);
+    CHECK(entries[i].index == kNotInHeap);
+  }
+  heap.erase(entries[0]);  // twice: a no-op
+  std::size_t expected = entries.size() - (entries.size() + 2) / 3;
+  REQUIRE(heap.size() == expected);
+
+  CHECK(heap.pop_expired(0) == nullptr);  // nothing due yet
+  std::uint64_t last = 0;
+  std::size_t popped = 0;
+  for (std::uint64_t now = 0; now <= 500; now += 7) {
+    while (Entry* e = heap.pop_expired(now)) {
+      CHECK(e->deadline <= now);
+      CHECK(e->deadline >= last);
+      CHECK(e->index == kNotInHeap);
+      last = e->deadline;
+      ++popped;
+    }
+    if (heap.top() != nullptr) CHECK(heap.top()->deadline > now);
+  }
+  while (heap.pop_expired(1000) != nullptr) ++popped;
+  CHECK(popped == expected);
+  CHECK(heap.empty());
+}
+
+TEST_CASE("the deadline heap keeps entry indexes right through mixed operations", "[daemon][unit][deadline]") {
+  std::mt19937 rng(7);
+  std::vector<Entry> entries(300);
+  DeadlineHeap<Entry> heap;
+  for (int step = 0; step < 20000; ++step) {
+    Entry& e = entries[rng() % entries.size()];
+    if (e.index == kNotInHeap) {
+      e.deadline = rng() % 1000;
+      heap.push(e);
+    } else {
+      heap.erase(e);
+    }
+    if (step % 97 == 0) {
+      // The top is the minimum of what is in the heap.
+      std::uint64_t min = ~0ull;
+      for (auto& x : entries) {
+        if (x.index != kNotInHeap) min = std::min(min, x.deadline);
+      }
+      if (heap.top() != nullptr) CHECK(heap.top()->deadline == min);
+    }
+  }
+  std::size_t in = static_cast<std::size_t>(
+      std::count_if(entries.begin(), entries.end(), [](const Entry& x) { return x.index != kNotInHeap; }));
+  CHECK(heap.size() == in);
+}
+
+TEST_CASE("capacity follows the fd limit and never grants beyond it", "[daemon][unit][capacity]") {
+  Capacity cap(20000);
+  CHECK(cap.budget() == 20000 - cap.fixed_reserve() - cap.session_reserve());
+  CHECK(cap.budget() > 19800);
+  CHECK(cap.budget() < 20000);
+
+  std::size_t budget = cap.budget();
+  // Two sessions take credit; credit is room reserved for fds in flight.
+  std::uint32_t a = cap.grant(2048), b = cap.grant(2048);
+  CHECK(a == 2048);
+  CHECK(b == 2048);
+  CHECK(cap.used() == 4096);
+  // Parks arrive: credit turns into held fds, used stays the same.
+  cap.fds_arrived(1000, 0);
+  CHECK(cap.client_fds() == 1000);
+  CHECK(cap.credit() == 3096);
+  CHECK(cap.used() == 4096);
+  // Fill up: no grant can exceed the budget.
+  std::uint32_t rest = cap.grant(1u << 30);
+  CHECK(cap.used() == budget);
+  CHECK(rest == budget - 4096);
+  CHECK(cap.grant(1) == 0);
+  CHECK(cap.available() == 0);
+  // Sent or closed fds make room again.
+  cap.fds_released(10);
+  CHECK(cap.available() == 10);
+  CHECK(cap.grant(100) == 10);
+  // A closed session's credit comes back.
+  cap.return_credit(2048);
+  CHECK(cap.available() == 2048);
+  // Fds beyond credit (a misbehaving peer) are counted while parker holds them.
+  cap.fds_arrived(0, 5);
+  CHECK(cap.available() == 2043);
+}
+
+TEST_CASE("sessions beyond the session reserve shrink the budget", "[daemon][unit][capacity]") {
+  Capacity cap(20000);
+  std::size_t budget = cap.budget();
+  for (std::size_t i = 0; i < cap.session_reserve(); ++i) cap.session_opened();
+  CHECK(cap.budget() == budget);
+  cap.session_opened();
+  CHECK(cap.budget() == budget - 1);
+  cap.session_closed();
+  CHECK(cap.budget() == budget);
+}
+
+TEST_CASE("capacity stays sane with tiny fd limits", "[daemon][unit][capacity]") {
+  for (std::size_t limit : {0, 1, 10, 40, 200}) {
+    Capacity cap(limit);
+    CHECK(cap.budget() <= limit);
+    CHECK(cap.grant(1000) <= cap.budget());
+  }
+}
+
+TEST_CASE("the output queue releases fds exactly when their message starts going out", "[daemon][unit][output]") {
+  auto pair = make_socket_pair(SOCK_STREAM, true);
+  REQUIRE(pair.ok());
+  int sndbuf = 4096;
+  ::setsockopt(pair.value.first.get(), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+  auto fresh_fd = [] { return UniqueFd(::open("/dev/null", O_RDONLY | O_CLOEXEC)); };
+
+  OutputQueue out;
+  for (int i = 0; i < 3; ++i) {
+    OutgoingMessage m;
+    m.bytes.assign(100 * 1024, std::byte{'x'});  // far more than the socket takes at once
+    m.fds.push_back(fresh_fd());
+    m.fds.push_back(fresh_fd());
+    out.push(std::move(m));
+  }
+  CHECK(out.queued_fds() == 6);
+  auto first = out.flush(pair.value.first.get());
+  CHECK(first.error.is(EAGAIN));
+  CHECK(first.fds_sent == 2);  // the first message started: its fds went with its first byte
+  CHECK(out.queued_fds() == 4);
+  // Nothing more fits until the peer reads; taking back unsent messages returns the others.
+  auto unsent = out.take_unsent();
+  REQUIRE(unsent.size() == 2);
+  CHECK(unsent[0].fds.size() == 2);
+  CHECK(out.queued_fds() == 0);
+  // Drain the peer; the partly sent first message completes without counting fds again.
+  std::vector<std::byte> sink(1 << 20);
+  std::vector<UniqueFd> received;
+  std::size_t fds_seen = 0;
+  for (int i = 0; i < 1000 && !out.empty(); ++i) {
+    (void)receive_with_fds(pair.value.second.get(), sink, received);
+    fds_seen = received.size();
+    auto more = out.flush(pair.value.first.get());
+    CHECK(more.fds_sent == 0);
+  }
+  CHECK(out.empty());
+  CHECK(fds_seen == 2);
+  CHECK(out.clear() == 0);
+}
+
+TEST_CASE("the socket probe tells readable, hang-up and nothing apart without reading", "[daemon][unit][probe]") {
+  test::TcpListener listener;
+  auto pair = listener.pair();
+  CHECK(probe_socket(pair.server.get()) == SocketEvent::spurious);
+  test::write_text(pair.client.get(), "ab");
+  REQUIRE(parker::test::eventually([&] { return probe_socket(pair.server.get()) == SocketEvent::readable; }));
+  ::shutdown(pair.client.get(), SHUT_WR);
+  CHECK(probe_socket(pair.server.get()) == SocketEvent::readable);  // data, then FIN
+  CHECK(test::read_text(pair.server.get()) == "ab");                // the peek left the bytes
+  REQUIRE(parker::test::eventually([&] { return probe_socket(pair.server.get()) == SocketEvent::hangup; }));
+
+  CHECK(probe_socket(listener.fd()) == SocketEvent::readable);  // a listener: readiness means a connection
+  int unconnected = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  CHECK(probe_socket(unconnected) == SocketEvent::hangup);
+  ::close(unconnected);
+
+  auto reset = listener.pair();
+  linger lin{1, 0};
+  ::setsockopt(reset.client.get(), SOL_SOCKET, SO_LINGER, &lin, sizeof lin);
+  reset.client.reset();
+  // The first probe after a reset reports it (reading the pending error clears it).
+  SocketEvent seen = SocketEvent::spurious;
+  REQUIRE(parker::test::eventually([&] { return (seen = probe_socket(reset.server.get())) != SocketEvent::spurious; }));
+  CHECK(seen == SocketEvent::error);
+}
+
+TEST_CASE("a parked socket fits the memory budget", "[daemon][unit][memory]") {
+  CHECK(sizeof(ParkedSocket) <= 200);
+  CHECK(sizeof(ParkedSocket) >= sizeof(uv_poll_t));
+}
+
+TEST_CASE("options: defaults, octal modes, repeatable uids, clear errors", "[daemon][unit][options]") {
+  auto parse = [](std::vector<std::string> args) {
+    args.insert(args.begin(), "parker");
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    return parse_options(static_cast<int>(argv.size()), argv.data());
+  };
+  ::setenv("PARKER_SOCKET", "/tmp/x.sock", 1);
+  auto defaults = parse({});
+  ::unsetenv("PARKER_SOCKET");
+  REQUIRE(defaults.options);
+  CHECK(defaults.options->config.socket_path == "/tmp/x.sock");
+  CHECK(defaults.options->config.socket_mode == 0600);
+  CHECK(defaults.options->config.max_blob == 65536);
+  CHECK(defaults.options->config.owner_grace == std::chrono::milliseconds(60000));
+  CHECK(defaults.options->log_level == "info");
+
+  auto full = parse({"--socket", "/tmp/p.sock", "--socket-mode", "0660", "--allow-uid", "1000", "--allow-uid", "1001",
+                     "--allow-gid", "50", "--max-parked", "100", "--max-parked-per-owner", "10", "--max-blob", "1024",
+                     "--owner-grace", "1.5", "--log-level", "debug", "--log-file", "/tmp/p.log"});
+  REQUIRE(full.options);
+  auto& c = full.options->config;
+  CHECK(c.socket_path == "/tmp/p.sock");
+  CHECK(c.socket_mode == 0660);
+  CHECK(c.allowed_uids == std::vector<uid_t>{1000, 1001});
+  CHECK(c.allowed_gids == std::vector<gid_t>{50});
+  CHECK(c.max_parked == 100);
+  CHECK(c.max_parked_per_owner == 10);
+  CHECK(c.max_blob == 1024);
+  CHECK(c.owner_grace == std::chrono::milliseconds(1500));
+  CHECK(full.options->log_file == "/tmp/p.log");
+
+  CHECK_FALSE(parse({"--socket-mode", "rw-"}).options);
+  CHECK_FALSE(parse({"--max-parked", "-3"}).options);
+  CHECK_FALSE(parse({"--owner-grace", "soon"}).options);
+  CHECK(parse({"--socket-mode", "9"}).exit_code != 0);
+}
+
+TEST_CASE("stats render as Prometheus text with every reason", "[daemon][unit][stats]") {
+  Counters c;
+  c.parks_total = 5;
+  c.count(protocol::WakeReason::readable);
+  c.count(protocol::WakeReason::readable);
+  c.count(protocol::CloseReason::owner_gone);
+  c.count(protocol::RejectReason::not_socket);
+  Gauges g;
+  g.parked = 3;
+  g.blob_bytes = 99;
+  std::string text = render_prometheus(c, g);
+  CHECK(test::metric(text, "parker_parks_total") == 5);
+  CHECK(test::metric(text, "parker_parked_connections") == 3);
+  CHECK(test::metric(text, "parker_blob_bytes") == 99);
+  CHECK(test::metric(text, "parker_wakes_total{reason=\"readable\"}") == 2);
+  CHECK(test::metric(text, "parker_wakes_total{reason=\"shutdown\"}") == 0);
+  CHECK(test::metric(text, "parker_closed_total{reason=\"owner_gone\"}") == 1);
+  CHECK(test::metric(text, "parker_rejected_total{reason=\"not_socket\"}") == 1);
+  CHECK(test::metric(text, "parker_rejected_total{reason=\"watch_failed\"}") == 0);
+  CHECK(text.find("# TYPE parker_wakes_total counter") != std::string::npos);
+  CHECK(text.back() == '\n');
+
+  auto list = render_pool_list({{"b", 1, 2, 3, 4, 5}, {"a", 0, 0, 0, 0, 0}});
+  CHECK(list == "pool=a uid=0 sessions=0 parked=0 held=0 blob_bytes=0\n"
+                "pool=b uid=1 sessions=2 parked=3 held=4 blob_bytes=5\n");
+}
