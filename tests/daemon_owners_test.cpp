@@ -21,6 +21,7 @@ namespace {
 template <class Body>
 pid_t fork_child(Body body) {
   pid_t pid = ::fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
   if (pid == 0) {
     int code = 99;
     try {
@@ -42,6 +43,7 @@ struct ChildGuard {
 };
 
 int wait_child(pid_t pid) {
+  if (pid <= 0) return -101;  // never kill(-1) or kill(0) below
   int status = 0;
   for (int i = 0; i < 1000; ++i) {
     if (::waitpid(pid, &status, WNOHANG) == pid) return exit_code(status);
