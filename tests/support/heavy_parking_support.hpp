@@ -1,0 +1,136 @@
+// Test support for heavy_server with parking: a real parker on a socket in a temp dir, a
+// heavy_server parking with it, RESP clients on raw sockets (a persistent connection is what
+// gets parked), and the RSS of a process. Header-only, like heavy_support.hpp.
+#pragma once
+
+#include <signal.h>
+
+#include <fstream>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "support/heavy_support.hpp"
+#include "support/process.hpp"
+
+namespace heavy::test {
+
+// The real parker daemon listening on DIR/parker.sock; killed when destroyed if still running.
+class ParkerProcess {
+ public:
+  explicit ParkerProcess(const std::string& socket_path) : socket_path_(socket_path) {
+    process_ = std::make_unique<parker::test::Process>(
+        std::vector<std::string>{parker::test::program_path("parker"), "--socket", socket_path_});
+    if (!process_->wait_for_output("listening on", 10s)) {
+      throw std::runtime_error("parker did not start: " + process_->output());
+    }
+  }
+  [[nodiscard]] const std::string& socket_path() const noexcept { return socket_path_; }
+  [[nodiscard]] parker::test::Process& process() noexcept { return *process_; }
+  [[nodiscard]] pid_t pid() const noexcept { return process_->pid(); }
+
+ private:
+  std::string socket_path_;
+  std::unique_ptr<parker::test::Process> process_;
+};
+
+// heavy_server parking with `parker_socket` after `park_after_ms` of silence.
+inline std::unique_ptr<HeavyServerProcess> start_parking_server(const std::string& parker_socket,
+                                                                int park_after_ms = 200,
+                                                                std::vector<std::string> extra = {}) {
+  std::vector<std::string> args = {"--parker", parker_socket, "--park-after", std::to_string(park_after_ms)};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return std::make_unique<HeavyServerProcess>(args);
+}
+
+// Where one complete RESP value starting at `at` ends, or npos while it is incomplete.
+inline std::size_t resp_value_end(const std::string& s, std::size_t at) {
+  if (at >= s.size()) return std::string::npos;
+  const std::size_t eol = s.find("\r\n", at);
+  if (eol == std::string::npos) return std::string::npos;
+  const char type = s[at];
+  if (type == '+' || type == '-' || type == ':') return eol + 2;
+  const long n = std::stol(s.substr(at + 1, eol - at - 1));
+  if (type == '$') {
+    if (n < 0) return eol + 2;
+    const std::size_t end = eol + 2 + static_cast<std::size_t>(n) + 2;
+    return end <= s.size() ? end : std::string::npos;
+  }
+  if (type == '*') {
+    std::size_t pos = eol + 2;
+    for (long i = 0; i < n; ++i) {
+      pos = resp_value_end(s, pos);
+      if (pos == std::string::npos) return pos;
+    }
+    return pos;
+  }
+  throw std::runtime_error("not RESP: " + s.substr(at));
+}
+
+inline std::string resp_command(const std::vector<std::string>& args) {
+  std::string out = "*" + std::to_string(args.size()) + "\r\n";
+  for (const std::string& a : args) out += "$" + std::to_string(a.size()) + "\r\n" + a + "\r\n";
+  return out;
+}
+
+// One persistent client connection speaking RESP.
+class RespClient {
+ public:
+  explicit RespClient(std::uint16_t port) : fd_(connect_tcp(port)) {}
+  [[nodiscard]] int fd() const noexcept { return fd_.get(); }
+  void close() { fd_.reset(); }
+
+  void send(const std::vector<std::string>& args) { send_all(fd_.get(), resp_command(args)); }
+  // The next whole reply (raw RESP), or empty after `timeout` or at end of stream.
+  std::string reply(std::chrono::milliseconds timeout = 10s) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      const std::size_t end = resp_value_end(buffer_, 0);
+      if (end != std::string::npos) {
+        std::string value = buffer_.substr(0, end);
+        buffer_.erase(0, end);
+        return value;
+      }
+      if (std::chrono::steady_clock::now() >= deadline) return {};
+      bool eof = false;
+      buffer_ += recv_some(fd_.get(), 20ms, &eof);
+      if (eof) return {};
+    }
+  }
+  std::string call(const std::vector<std::string>& args, std::chrono::milliseconds timeout = 10s) {
+    send(args);
+    return reply(timeout);
+  }
+
+ private:
+  UniqueFd fd_;
+  std::string buffer_;
+};
+
+inline std::string bulk(const std::string& s) { return "$" + std::to_string(s.size()) + "\r\n" + s + "\r\n"; }
+
+// A numeric INFO field, asked over a fresh redis-cli connection; -1 when absent.
+inline long long info_number(const HeavyServerProcess& server, const std::string& field) {
+  const std::string v = server.info_field(field);
+  return v.empty() ? -1 : std::stoll(v);
+}
+
+// Resident set size of `pid`, in bytes (VmRSS), or 0.
+inline std::size_t rss_bytes(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
+  }
+  return 0;
+}
+
+// How many times `needle` occurs in `text`.
+inline std::size_t count_of(const std::string& text, const std::string& needle) {
+  std::size_t n = 0;
+  for (std::size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+  return n;
+}
+
+}  // namespace heavy::test
