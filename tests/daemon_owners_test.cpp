@@ -314,7 +314,7 @@ TEST_CASE("an owner that dies with wakes queued in parker loses only what was in
   CHECK(parker.settle_fd_count(baseline + 1) == baseline + 1);
 }
 
-TEST_CASE("a peer of a disallowed uid is refused; a pool belongs to its first uid", "[daemon][owners][access]") {
+TEST_CASE("a peer of a disallowed uid is refused, and a pool belongs to its first uid", "[daemon][owners][access]") {
   if (::geteuid() != 0) {
     WARN("needs root to run a child as another uid: skipped");
     return;

@@ -261,7 +261,7 @@ TEST_CASE("refused parks come back with their fd and a reason", "[daemon][park][
   CHECK(metric(stats, "parker_blob_bytes") == 4);
 }
 
-TEST_CASE("--max-parked refuses with quota_total across pools", "[daemon][park][reject]") {
+TEST_CASE("the max-parked limit refuses with quota_total across pools", "[daemon][park][reject]") {
   ParkerProcess parker({"--max-parked", "1"});
   TcpListener listener;
   RawOwner a(parker.socket_path()), b(parker.socket_path());

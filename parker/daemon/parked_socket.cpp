@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <cstring>
 
 namespace parker::daemon {
 namespace {
@@ -14,6 +15,27 @@ bool is_listening(int fd) noexcept {
 }
 
 }  // namespace
+
+void ParkedSocket::set_blob(std::string_view bytes) {
+  delete[] blob;
+  blob = nullptr;
+  if (bytes.empty()) return;
+  auto size = static_cast<std::uint32_t>(bytes.size());
+  blob = new std::byte[sizeof size + size];
+  std::memcpy(blob, &size, sizeof size);
+  std::memcpy(blob + sizeof size, bytes.data(), size);
+}
+
+std::uint32_t ParkedSocket::blob_size() const noexcept {
+  std::uint32_t size = 0;
+  if (blob != nullptr) std::memcpy(&size, blob, sizeof size);
+  return size;
+}
+
+std::string_view ParkedSocket::blob_view() const noexcept {
+  if (blob == nullptr) return {};
+  return {reinterpret_cast<const char*>(blob + sizeof(std::uint32_t)), blob_size()};
+}
 
 SocketEvent probe_socket(int fd) noexcept {
   char byte = 0;

@@ -1,10 +1,11 @@
 // ParkedSocket: one parked client connection — its fd, its poll watcher, id, blob, deadline.
 //
-// Memory budget (blob excluded), what makes "< 256 bytes per parked connection" hold:
-//   ParkedSocket 200 B (uv_poll_t alone is 160) in an unordered_map node (+16 B: next
-//   pointer and key) = 216 B, a 224 B malloc chunk; + ~8-16 B of bucket array; + 8-16 B of
-//   deadline heap when it has a deadline. No timer, no separate allocation when the blob
-//   is empty.
+// Memory budget (blob excluded), what keeps parker under 256 bytes per parked connection:
+//   ParkedSocket is 192 bytes (uv_poll_t alone is 160); it lives in an unordered_set node
+//   (+8: the next pointer; the id is the element's own key) = 200 bytes, a 208-byte malloc
+//   chunk; + ~8-16 bytes of bucket array; + 8-16 bytes of deadline heap when it has a
+//   deadline; + libuv's per-fd watcher slot (8-16 bytes). No timer per connection, no
+//   second allocation when the blob is empty; a blob is one allocation [u32 size][bytes].
 //
 // Ownership: the ParkedSocket owns `fd` from the moment it is parked until it is retired —
 // then the fd either moves into a WAKE record (and on into an OutputQueue) or is closed.
@@ -19,7 +20,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <string_view>
 #include <type_traits>
+#include <unordered_set>
 
 namespace parker::daemon {
 
@@ -31,22 +35,25 @@ struct ParkedSocket {
     wake_on_hangup = 0x02,
     was_blocking = 0x04,      // the owner's socket had O_NONBLOCK off: restore it on wake
   };
-  enum class State : std::uint8_t { parked, retiring };
+  enum State : std::uint8_t { parked = 0, retiring = 1 };
 
   uv_poll_t poll;
-  std::uint64_t id = 0;
-  std::uint64_t deadline = 0;        // uv_now() milliseconds; 0 = none
-  std::byte* blob = nullptr;         // owned (new[]); null when empty
-  std::uint32_t blob_size = 0;
+  std::uint64_t id;
+  std::uint64_t deadline : 48 = 0;  // uv_now() milliseconds (ample for 8,000 years); 0 = none
+  std::uint64_t flags : 8 = 0;
+  std::uint64_t state : 8 = parked;
+  std::byte* blob = nullptr;         // owned: [u32 size][size bytes]; null when empty
   std::uint32_t index = 0xffffffffu; // in the deadline heap while parked; in Pool::retiring_ after
   int fd = -1;
-  std::uint8_t flags = 0;
-  State state = State::parked;
 
-  ParkedSocket() noexcept : poll{} {}
+  explicit ParkedSocket(std::uint64_t id_) noexcept : poll{}, id(id_) {}
   ~ParkedSocket() { delete[] blob; }
   ParkedSocket(const ParkedSocket&) = delete;
   ParkedSocket& operator=(const ParkedSocket&) = delete;
+
+  void set_blob(std::string_view bytes);
+  [[nodiscard]] std::string_view blob_view() const noexcept;
+  [[nodiscard]] std::uint32_t blob_size() const noexcept;
 
   [[nodiscard]] static ParkedSocket& from(uv_poll_t* handle) noexcept {
     return *reinterpret_cast<ParkedSocket*>(handle);
@@ -55,7 +62,28 @@ struct ParkedSocket {
 };
 static_assert(std::is_standard_layout_v<ParkedSocket>);
 static_assert(offsetof(ParkedSocket, poll) == 0);
-static_assert(sizeof(ParkedSocket) <= 200, "keeps a map node in a 224-byte malloc chunk");
+static_assert(sizeof(ParkedSocket) <= 192, "keeps a set node in a 208-byte malloc chunk");
+
+// The parked sockets of a pool, found by id. Node-based: an element never moves, which the
+// embedded uv_poll_t needs. The id inside the element is the key (no second copy).
+struct ParkedHash {
+  using is_transparent = void;
+  std::size_t operator()(std::uint64_t id) const noexcept { return std::hash<std::uint64_t>{}(id); }
+  std::size_t operator()(const ParkedSocket& s) const noexcept { return (*this)(s.id); }
+};
+struct ParkedEq {
+  using is_transparent = void;
+  bool operator()(const ParkedSocket& a, const ParkedSocket& b) const noexcept { return a.id == b.id; }
+  bool operator()(std::uint64_t a, const ParkedSocket& b) const noexcept { return a == b.id; }
+  bool operator()(const ParkedSocket& a, std::uint64_t b) const noexcept { return a.id == b; }
+};
+using ParkedSet = std::unordered_set<ParkedSocket, ParkedHash, ParkedEq>;
+
+// Set elements are const to protect the key; every field but `id` may change. (The element
+// itself was not created const, so writing through this reference is well defined.)
+[[nodiscard]] inline ParkedSocket& mutable_element(const ParkedSocket& s) noexcept {
+  return const_cast<ParkedSocket&>(s);
+}
 
 // What a readiness event on a parked socket means. Parker never reads the client's bytes:
 // it peeks at one (MSG_PEEK), which leaves them for the owner.

@@ -45,17 +45,16 @@ std::optional<RejectReason> Pool::park(const protocol::ParkRecord& record, Uniqu
   // libuv makes the fd non-blocking, and O_NONBLOCK lives in the file description the
   // owner shares: remember to give the socket back as the owner had it.
   int fl = ::fcntl(fd.get(), F_GETFL);
-  auto [it, inserted] = parked_.try_emplace(record.id);
-  ParkedSocket& s = it->second;
+  auto it = parked_.emplace(record.id).first;
+  ParkedSocket& s = mutable_element(*it);
   if (uv_poll_init(daemon_.loop(), &s.poll, fd.get()) != 0) {
     parked_.erase(it);
     return RejectReason::watch_failed;
   }
   s.poll.data = this;
-  s.id = record.id;
   if (uv_poll_start(&s.poll, UV_READABLE | UV_DISCONNECT, on_poll) != 0) {
     if (fl >= 0 && (fl & O_NONBLOCK) == 0) (void)::fcntl(fd.get(), F_SETFL, fl);
-    s.state = ParkedSocket::State::retiring;  // never counted as parked; the caller keeps fd
+    s.state = ParkedSocket::retiring;  // never counted as parked; the caller keeps fd
     auto node = parked_.extract(it);
     s.index = static_cast<std::uint32_t>(retiring_.size());
     retiring_.push_back(std::move(node));
@@ -63,19 +62,16 @@ std::optional<RejectReason> Pool::park(const protocol::ParkRecord& record, Uniqu
     return RejectReason::watch_failed;
   }
   s.fd = fd.release();
-  s.flags = static_cast<std::uint8_t>(record.flags & protocol::kKnownParkFlags);
-  if (fl >= 0 && (fl & O_NONBLOCK) == 0) s.flags |= ParkedSocket::was_blocking;
-  if (!record.blob.empty()) {
-    s.blob = new std::byte[record.blob.size()];
-    std::memcpy(s.blob, record.blob.data(), record.blob.size());
-    s.blob_size = static_cast<std::uint32_t>(record.blob.size());
-    blob_bytes_ += s.blob_size;
-  }
+  std::uint8_t flags = record.flags & protocol::kKnownParkFlags;
+  if (fl >= 0 && (fl & O_NONBLOCK) == 0) flags |= ParkedSocket::was_blocking;
+  s.flags = flags;
+  s.set_blob(record.blob);
+  blob_bytes_ += record.blob.size();
   if (record.deadline_ms != 0) {
     s.deadline = daemon_.now() + record.deadline_ms;
     daemon_.schedule_deadline(s);
   }
-  daemon_.parked_added(s.blob_size);
+  daemon_.parked_added(record.blob.size());
   // A socket with data already waiting comes back at once: epoll is level-triggered, so
   // the first poll of the loop reports it readable.
   return std::nullopt;
@@ -84,14 +80,14 @@ std::optional<RejectReason> Pool::park(const protocol::ParkRecord& record, Uniqu
 bool Pool::recall(std::uint64_t id) {
   auto it = parked_.find(id);
   if (it == parked_.end()) return false;
-  wake(it->second, WakeReason::recalled);
+  wake(mutable_element(*it), WakeReason::recalled);
   return true;
 }
 
 bool Pool::drop(std::uint64_t id) {
   auto it = parked_.find(id);
   if (it == parked_.end()) return false;
-  close_socket(it->second, CloseReason::dropped);
+  close_socket(mutable_element(*it), CloseReason::dropped);
   return true;
 }
 
@@ -107,7 +103,7 @@ void Pool::deadline_passed(ParkedSocket& socket) {
 void Pool::shutdown() {
   bool has_session = !sessions_.empty();
   while (!parked_.empty()) {
-    ParkedSocket& s = parked_.begin()->second;  // retiring takes it out of the map
+    ParkedSocket& s = mutable_element(*parked_.begin());  // retiring takes it out of the set
     if (has_session) {
       wake(s, WakeReason::shutdown);
     } else {
@@ -130,7 +126,7 @@ void Pool::on_poll(uv_poll_t* handle, int status, int /*events*/) noexcept {
 }
 
 void Pool::socket_event(ParkedSocket& s, int status) {
-  if (s.state != ParkedSocket::State::parked) return;
+  if (s.state != ParkedSocket::parked) return;
   SocketEvent event = probe_socket(s.fd);
   // On POLLERR libuv has already stopped the watcher (status < 0): nothing would ever
   // report this socket again, so settle it now.
@@ -165,7 +161,7 @@ void Pool::wake(ParkedSocket& s, WakeReason reason) {
   WakeItem item;
   item.record.id = s.id;
   item.record.reason = reason;
-  if (s.blob_size != 0) item.record.blob.assign(reinterpret_cast<const char*>(s.blob), s.blob_size);
+  item.record.blob = s.blob_view();
   bool restore_blocking = (s.flags & ParkedSocket::was_blocking) != 0;
   item.fd = retire(s);
   if (restore_blocking) {
@@ -191,10 +187,10 @@ UniqueFd Pool::retire(ParkedSocket& s) {
   uv_poll_stop(&s.poll);
   UniqueFd fd(s.fd);
   s.fd = -1;
-  s.state = ParkedSocket::State::retiring;
-  blob_bytes_ -= s.blob_size;
-  daemon_.parked_removed(s.blob_size);
-  auto node = parked_.extract(s.id);  // the element stays where it is: libuv points at it
+  s.state = ParkedSocket::retiring;
+  blob_bytes_ -= s.blob_size();
+  daemon_.parked_removed(s.blob_size());
+  auto node = parked_.extract(parked_.find(s.id));  // the element stays where it is: libuv points at it
   s.index = static_cast<std::uint32_t>(retiring_.size());
   retiring_.push_back(std::move(node));
   uv_close(reinterpret_cast<uv_handle_t*>(&s.poll), on_poll_closed);
@@ -210,7 +206,7 @@ void Pool::forget(ParkedSocket& s) {
   std::uint32_t i = s.index;
   if (i + 1 != retiring_.size()) {
     std::swap(retiring_[i], retiring_.back());
-    retiring_[i].mapped().index = i;
+    retiring_[i].value().index = i;
   }
   retiring_.pop_back();  // frees the node, and with it `s`
   daemon_.pool_may_be_idle(*this);

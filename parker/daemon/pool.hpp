@@ -19,7 +19,6 @@
 #include <deque>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "parked_socket.hpp"
@@ -70,8 +69,6 @@ class Pool {
   std::uint64_t expire_held(std::uint64_t now);
 
  private:
-  using ParkedMap = std::unordered_map<std::uint64_t, ParkedSocket>;
-
   static void on_poll(uv_poll_t* handle, int status, int events) noexcept;
   static void on_poll_closed(uv_handle_t* handle) noexcept;
   void socket_event(ParkedSocket& socket, int status);
@@ -85,8 +82,8 @@ class Pool {
   Daemon& daemon_;
   std::string name_;
   uid_t owner_uid_;
-  ParkedMap parked_;
-  std::vector<ParkedMap::node_type> retiring_;  // extracted nodes whose poll handle is closing
+  ParkedSet parked_;
+  std::vector<ParkedSet::node_type> retiring_;  // extracted nodes whose poll handle is closing
   std::vector<ControlSession*> sessions_;
   std::size_t next_session_ = 0;                // round-robin among equally loaded sessions
   std::deque<HeldWake> held_wakes_;             // oldest first
