@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 BUILD_PACKAGES="g++ make cmake pkg-config libuv1-dev libspdlog-dev libfmt-dev libcli11-dev catch2"
-TEST_PACKAGES="redis-tools procps"
+TEST_PACKAGES="redis-tools redis-server nutcracker gnuplot-nox procps"
 BENCH_PACKAGES="redis-server redis-tools nutcracker gnuplot-nox procps"
 
 build_dir=build

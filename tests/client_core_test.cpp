@@ -304,7 +304,7 @@ TEST_CASE("parks with big blobs are split so each frame stays under 16 MiB", "[c
   CHECK(open_fd_count() == baseline);
 }
 
-TEST_CASE("a park parker rejects comes back with its fd and the reason", "[client][core]") {
+TEST_CASE("a park parker rejects comes back with its fd, its blob and the reason", "[client][core]") {
   std::size_t baseline = open_fd_count();
   {
     Session s(5);
@@ -315,14 +315,14 @@ TEST_CASE("a park parker rejects comes back with its fd and the reason", "[clien
     REQUIRE(pump_until(s.fake, [&] { return !s.fake.frames().empty(); }));
     auto parks = s.fake.take<protocol::Park>();
     REQUIRE(parks.size() == 1);
-    s.fake.send(protocol::Rejected{{{77, protocol::RejectReason::quota_owner}}}, {parks[0].second[0].get()});
+    s.fake.send(protocol::Rejected{{{77, protocol::RejectReason::quota_owner, "state"}}}, {parks[0].second[0].get()});
     parks.clear();  // the fake's copy
     REQUIRE(run_until(s.client, &s.fake, [&] { return !s.recorder.rejected.empty(); }));
     RejectedPark& back = s.recorder.rejected[0];
     CHECK(back.id == 77);
     REQUIRE(back.reason.has_value());
     CHECK(*back.reason == protocol::RejectReason::quota_owner);
-    CHECK(back.blob.empty());
+    CHECK(back.blob == "state");
     CHECK(inode_of(back.fd.get()) == inode);
     CHECK(back.describe() == "parker refused it: quota_owner");
     CHECK(s.client.connected());

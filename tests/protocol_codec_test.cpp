@@ -55,7 +55,7 @@ std::vector<Message> sample_messages() {
   m.emplace_back(park_of(3, 0));
   m.emplace_back(park_of(proto::kMaxRecordsPerFrame, 2));
   m.emplace_back(proto::Park{{{1, 0, proto::kWakeOnDeadline | proto::kWakeOnHangup, binary_blob(65536)}}});
-  m.emplace_back(proto::Rejected{{{1, proto::RejectReason::quota_owner}, {2, proto::RejectReason::watch_failed}}});
+  m.emplace_back(proto::Rejected{{{1, proto::RejectReason::quota_owner, "session state"}, {2, proto::RejectReason::watch_failed, ""}}});
   m.emplace_back(proto::Wake{});
   m.emplace_back(wake_of(5));
   m.emplace_back(wake_of(proto::kMaxRecordsPerFrame));
@@ -294,7 +294,7 @@ TEST_CASE("more than 253 fds in one frame is fd_count_invalid", "[protocol][code
 
 TEST_CASE("a whole frame with fewer fds than it declares is fd_mismatch", "[protocol][codec]") {
   for (const Message& m : {Message{park_of(3)}, Message{wake_of(3)},
-                           Message{proto::Rejected{{{1, proto::RejectReason::no_credit}}}}}) {
+                           Message{proto::Rejected{{{1, proto::RejectReason::no_credit, ""}}}}}) {
     INFO(name_of(m));
     Bytes frame = proto::encode(m);
     std::size_t fds = proto::fd_count(m);
@@ -307,9 +307,9 @@ TEST_CASE("a whole frame with fewer fds than it declares is fd_mismatch", "[prot
 
 TEST_CASE("a record count that differs from fd_count is record_count", "[protocol][codec]") {
   for (const Message& m : {Message{park_of(3)}, Message{wake_of(3)},
-                           Message{proto::Rejected{{{1, proto::RejectReason::no_credit},
-                                                    {2, proto::RejectReason::no_credit},
-                                                    {3, proto::RejectReason::no_credit}}}}}) {
+                           Message{proto::Rejected{{{1, proto::RejectReason::no_credit, ""},
+                                                    {2, proto::RejectReason::no_credit, ""},
+                                                    {3, proto::RejectReason::no_credit, ""}}}}}) {
     INFO(name_of(m));
     Bytes frame = proto::encode(m);
     put_u16(frame, 6, 2);  // three records, two fds declared
@@ -354,7 +354,7 @@ TEST_CASE("enum and flag values v1 does not define are bad_value", "[protocol][c
   }
   SECTION("reject reason") {
     for (std::uint16_t reason : {0, 9, 0xffff}) {
-      CHECK(error_of(raw_frame(rejected, 1, Body{}.u16(1).u64(1).u16(reason).bytes), 1) == DecodeError::bad_value);
+      CHECK(error_of(raw_frame(rejected, 1, Body{}.u16(1).u64(1).u16(reason).u32(0).bytes), 1) == DecodeError::bad_value);
     }
   }
   SECTION("close reason") {

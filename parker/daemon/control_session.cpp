@@ -161,7 +161,7 @@ void ControlSession::on_message(protocol::Hello& m, std::vector<UniqueFd>& /*fds
 void ControlSession::reject_all(protocol::Park& m, std::vector<UniqueFd>& fds, RejectReason reason) {
   protocol::Rejected rejected;
   for (auto& r : m.records) {
-    rejected.records.push_back({r.id, reason});
+    rejected.records.push_back({r.id, reason, std::move(r.blob)});
     daemon_.counters().count(reason);
   }
   daemon_.capacity().fds_arrived(0, fds.size());
@@ -196,7 +196,7 @@ void ControlSession::on_message(protocol::Park& m, std::vector<UniqueFd>& fds) {
       reason = pool_->park(m.records[i], fds[i]);
     }
     if (reason) {
-      rejected.records.push_back({m.records[i].id, *reason});
+      rejected.records.push_back({m.records[i].id, *reason, std::move(m.records[i].blob)});
       returned.push_back(std::move(fds[i]));
       daemon_.counters().count(*reason);
     } else {

@@ -83,7 +83,7 @@ void Client::handle_wake(protocol::Wake& wake, std::vector<UniqueFd>& fds) {
 void Client::handle_rejected(const protocol::Rejected& rejected, std::vector<UniqueFd>& fds) {
   for (std::size_t i = 0; i < rejected.records.size(); ++i) {
     const protocol::RejectRecord& record = rejected.records[i];
-    RejectedPark park{std::move(fds[i]), record.id, record.reason, {}};
+    RejectedPark park{std::move(fds[i]), record.id, record.reason, record.blob};
     if (callbacks_.on_rejected) callbacks_.on_rejected(std::move(park));
   }
 }

@@ -71,6 +71,8 @@ void write_body(Writer& w, const Rejected& m) {
   for (const auto& r : m.records) {
     w.put(r.id);
     w.put(static_cast<std::uint16_t>(r.reason));
+    w.put(static_cast<std::uint32_t>(r.blob.size()));
+    w.put_bytes(r.blob);
   }
 }
 void write_body(Writer& w, const Wake& m) {
@@ -203,8 +205,10 @@ DecodeError read_body(Reader& r, Rejected& m, std::size_t fds) {
     RejectRecord rec;
     rec.id = r.get<std::uint64_t>();
     rec.reason = static_cast<RejectReason>(r.get<std::uint16_t>());
+    auto len = r.get<std::uint32_t>();
+    rec.blob = r.get_string(len);
     if (!r.failed() && !known(rec.reason)) return DecodeError::bad_value;
-    m.records.push_back(rec);
+    m.records.push_back(std::move(rec));
   }
   return DecodeError::none;
 }

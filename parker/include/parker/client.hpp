@@ -99,9 +99,9 @@ struct WokenConnection {
 struct RejectedPark {
   UniqueFd fd;
   std::uint64_t id = 0;
-  // Set: parker refused it (quota, duplicate id, ...); parker does not send the blob back, so
-  // `blob` is empty. Empty: it never reached parker (the connection died or you closed the
-  // client first); `blob` is the one you parked it with.
+  // Set: parker refused it (quota, duplicate id, ...). Empty: it never reached parker (the
+  // connection died or you closed the client first). Either way `blob` is the one you parked
+  // it with, so a session whose state was freed at park() can be restored.
   std::optional<protocol::RejectReason> reason;
   std::string blob;
   // "parker refused it: quota_owner" / "not sent: the connection to parker was lost"

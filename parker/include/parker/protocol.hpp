@@ -128,6 +128,7 @@ struct Park {
 struct RejectRecord {
   std::uint64_t id = 0;
   RejectReason reason{};
+  std::string blob;  // the park's blob, returned with its fd: the owner may have freed its state
   friend bool operator==(const RejectRecord&, const RejectRecord&) = default;
 };
 struct Rejected {
