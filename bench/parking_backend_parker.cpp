@@ -1,39 +1,228 @@
-// HOOK: wake latency and idle cost "through the real parker daemon".
+// Parker itself behind the ParkingBackend contract (parking_backend.hpp): build/bin/parker
+// on a socket in a scratch dir, and a probe server that parks through parker::Client
+// (parker/client.hpp) — the same job as minimal_parker.cpp's two processes, so the two can
+// be compared figure for figure.
 //
-// Not wired yet: it needs parker's client library (parker/client.hpp, target parker::client),
-// which is being written. Until then make_parker_backend() says why it cannot run, and the
-// scenarios record that as a skipped part (never as numbers).
+// The probe server is one process with a hand-written epoll loop (the Client is loop-
+// agnostic): the two listeners, the live connections and the Client's socket. A connection
+// accepted on the park port is parked at once; a woken one has its request read and echoed
+// and is parked again. Parks refused for lack of credit wait in a queue until credit comes.
 //
-// To plug it in, implement a ParkingBackend (see parking_backend.hpp for the contract) here:
-//   start(): make a temp dir; spawn config.program("parker") listening on a socket in it
-//            (ChildProcess::spawn, log into config.out_dir); wait until the socket accepts;
-//            fork a probe server (ChildProcess::fork_function) that does what
-//            minimal_parker.cpp's server_main does, but parks with the client library
-//            instead of send_fds(), and serves woken connections from its wake callback:
-//            read the request, echo it, park the connection again. Keep a Shared counter in
-//            MAP_SHARED memory: +1 when parker confirms a park, -1 on each wake.
-//   watcher_pid(): parker's pid (what idle_cost samples); server_pid(): the probe server.
-//   stop(): stop the server, then parker (ChildProcess::stop).
-// Then add the source's dependency in bench/CMakeLists.txt (it already defines
-// BENCH_HAVE_PARKER_CLIENT and links parker::client when that target exists).
-#include <filesystem>
+// parked_count(): +1 when the PARK frame carrying the connection has been written whole to
+// parker's socket, -1 on each wake or close. (The protocol has no per-park acknowledgement;
+// a probe sent right after that moment finds parker adding the fd to its epoll, which only
+// adds to the measured wake: the figure can err on parker's cost side, never flatter it.)
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "loopback.hpp"
 #include "parking_backend.hpp"
+#include "processes.hpp"
+#include "servers.hpp"
+
+#if defined(BENCH_HAVE_PARKER_CLIENT)
+#include "parker/client.hpp"
+#endif
 
 namespace parker::bench {
 
+#if defined(BENCH_HAVE_PARKER_CLIENT)
+namespace {
+
+struct Shared {
+  std::atomic<std::uint64_t> parked{0};
+  std::atomic<int> server_ready{0};
+  std::atomic<int> server_failed{0};
+};
+
+bool serve(int fd) {
+  char buf[512];
+  ssize_t n = ::read(fd, buf, sizeof buf);
+  if (n < 0) return errno == EAGAIN || errno == EINTR;
+  if (n == 0) return false;
+  return ::write(fd, buf, static_cast<std::size_t>(n)) == n;
+}
+
+// The probe server: see the file comment.
+int probe_server_main(int park_listener, int live_listener, const std::string& socket, Shared* shared) {
+  std::deque<UniqueFd> waiting;  // to park, when credit allows
+  std::uint64_t next_id = 1;
+  std::uint64_t unwritten = 0;  // parked() calls whose frame is not yet written whole
+
+  ClientCallbacks callbacks;
+  callbacks.on_wake = [&](WokenConnection woken) noexcept {
+    shared->parked.fetch_sub(1, std::memory_order_acq_rel);
+    if (serve(woken.fd.get())) waiting.push_back(std::move(woken.fd));
+  };
+  callbacks.on_closed = [&](std::uint64_t, protocol::CloseReason) noexcept {
+    shared->parked.fetch_sub(1, std::memory_order_acq_rel);
+  };
+  callbacks.on_rejected = [&](RejectedPark park) noexcept {
+    if (park.reason && *park.reason != protocol::RejectReason::no_credit) {
+      shared->server_failed = 1;  // refused for a reason a benchmark must not hide
+      return;
+    }
+    if (!park.reason) unwritten = 0;  // the connection died: nothing queued was written
+    waiting.push_back(std::move(park.fd));
+  };
+  Client client(std::move(callbacks));
+  if (client.connect(socket, "bench").failed()) return 2;
+
+  int ep = ::epoll_create1(EPOLL_CLOEXEC);
+  for (int fd : {park_listener, live_listener}) {
+    epoll_event ev{EPOLLIN, {.fd = fd}};
+    ::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+  }
+  int watched = -1;
+  bool watched_out = false;
+  std::vector<epoll_event> events(512);
+  bool ready_said = false;
+  for (;;) {
+    // Park what waits, as far as credit goes; then send it.
+    while (!waiting.empty() && client.connected()) {
+      if (client.park(waiting.front(), next_id, {}).failed()) break;  // ENOBUFS: wait for credit
+      ++next_id;
+      ++unwritten;
+      waiting.pop_front();
+    }
+    client.flush();
+    if (!client.has_queued() && !client.wants_write() && unwritten > 0) {
+      shared->parked.fetch_add(unwritten, std::memory_order_acq_rel);
+      unwritten = 0;
+    }
+    if (client.connected() && !ready_said) {
+      shared->server_ready = 1;
+      ready_said = true;
+    }
+    // Follow the client's socket (it changes on reconnect) and its write interest.
+    if (client.fd() != watched || (watched >= 0 && client.wants_write() != watched_out)) {
+      if (watched >= 0 && client.fd() != watched) ::epoll_ctl(ep, EPOLL_CTL_DEL, watched, nullptr);
+      if (client.fd() >= 0) {
+        epoll_event ev{static_cast<std::uint32_t>(EPOLLIN) | (client.wants_write() ? static_cast<std::uint32_t>(EPOLLOUT) : 0u),
+                       {.fd = client.fd()}};
+        if (::epoll_ctl(ep, EPOLL_CTL_MOD, client.fd(), &ev) != 0) ::epoll_ctl(ep, EPOLL_CTL_ADD, client.fd(), &ev);
+      }
+      watched = client.fd();
+      watched_out = client.wants_write();
+    }
+    int timeout = -1;
+    if (auto due = client.timer_deadline()) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*due - std::chrono::steady_clock::now());
+      timeout = static_cast<int>(std::max<std::int64_t>(0, left.count() + 1));
+    }
+    int n = ::epoll_wait(ep, events.data(), static_cast<int>(events.size()), timeout);
+    if (n < 0 && errno != EINTR) return 1;
+    for (int i = 0; i < n; ++i) {
+      int fd = events[i].data.fd;
+      if (fd == park_listener || fd == live_listener) {
+        for (int c; (c = ::accept4(fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0;) {
+          if (fd == park_listener) {
+            waiting.emplace_back(c);
+          } else {
+            epoll_event e{EPOLLIN, {.fd = c}};
+            ::epoll_ctl(ep, EPOLL_CTL_ADD, c, &e);
+          }
+        }
+      } else if (fd == client.fd()) {
+        if (events[i].events & EPOLLOUT) client.on_writable();
+        if (fd == client.fd() && (events[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))) client.on_readable();
+      } else if (!serve(fd)) {
+        ::close(fd);  // a live connection that ended
+      }
+    }
+    if (auto due = client.timer_deadline(); due && std::chrono::steady_clock::now() >= *due) client.on_timer();
+  }
+}
+
+class ParkerBackend final : public ParkingBackend {
+ public:
+  ParkerBackend() {
+    void* memory = ::mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (memory == MAP_FAILED) throw std::runtime_error("mmap failed");
+    shared_ = new (memory) Shared();
+  }
+  ~ParkerBackend() override {
+    stop();
+    ::munmap(shared_, sizeof(Shared));
+  }
+
+  std::string name() const override { return "parker"; }
+
+  void start(const Config& config) override {
+    shared_->parked = 0;
+    shared_->server_ready = 0;
+    shared_->server_failed = 0;
+    dir_ = std::make_unique<ScratchDir>();
+    daemon_ = start_parker(config, *dir_, "bench-parker");
+    UniqueFd park = listen_tcp("127.0.0.1", 0);
+    UniqueFd live = listen_tcp("127.0.0.1", 0);
+    park_port_ = local_port(park.get());
+    live_port_ = local_port(live.get());
+    Shared* shared = shared_;
+    int p = park.get(), l = live.get();
+    std::string socket = daemon_.socket.string();
+    server_ = ChildProcess::fork_function([=] { return probe_server_main(p, l, socket, shared); }, {p, l});
+    auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (shared_->server_ready == 0) {
+      if (std::chrono::steady_clock::now() > deadline || !server_.running()) {
+        throw std::runtime_error("the probe server did not open a session with parker");
+      }
+      std::this_thread::sleep_for(1ms);
+    }
+  }
+
+  void stop() override {
+    server_.stop(1s);
+    daemon_.process.stop(2s);
+    dir_.reset();
+  }
+
+  std::uint16_t park_port() const override { return park_port_; }
+  std::uint16_t live_port() const override { return live_port_; }
+  std::uint64_t parked_count() const override {
+    if (shared_->server_failed != 0) throw std::runtime_error("parker refused a park (see its log)");
+    return shared_->parked.load(std::memory_order_acquire);
+  }
+  pid_t watcher_pid() const override { return daemon_.pid(); }
+  pid_t server_pid() const override { return server_.pid(); }
+
+ private:
+  Shared* shared_ = nullptr;
+  std::unique_ptr<ScratchDir> dir_;
+  RunningServer daemon_;
+  ChildProcess server_;
+  std::uint16_t park_port_ = 0;
+  std::uint16_t live_port_ = 0;
+};
+
+}  // namespace
+#endif
+
 std::unique_ptr<ParkingBackend> make_parker_backend(const Config& config, std::string& why) {
   if (!std::filesystem::exists(config.program("parker"))) {
-    why = "parker not built yet (no " + config.program("parker").string() + ")";
+    why = "parker not built (no " + config.program("parker").string() + ")";
     return nullptr;
   }
 #if defined(BENCH_HAVE_PARKER_CLIENT)
-  why = "parker's client library exists but the bench backend on it is not written yet "
-        "(bench/parking_backend_parker.cpp)";
+  return std::make_unique<ParkerBackend>();
 #else
-  why = "parker's client library (parker::client, parker/client.hpp) not built yet";
-#endif
+  why = "parker's client library (parker::client, parker/client.hpp) not built";
   return nullptr;
+#endif
 }
 
 }  // namespace parker::bench

@@ -176,6 +176,28 @@ void run_backend(ParkingBackend& backend, const Config& config, ScenarioReport& 
   backend.stop();
 }
 
+// parker's parked-probe round trip over the minimal parker's, per repetition (the two
+// backends run one after the other, so each ratio pairs repetitions of the same index).
+void add_parker_vs_minimal(const Config& config, ScenarioReport& report) {
+  const auto ns = config.pick<std::vector<std::size_t>>({100, 400}, {1000, 10000, 19500}, {1000, 10000, 19500});
+  for (std::size_t n : ns) {
+    for (const auto& setting : kSettings) {
+      for (const char* q : {"p50", "p99"}) {
+        auto labels = [&](const char* backend) {
+          return Labels{{"backend", backend}, {"before", setting.label}, {"parked_others", std::to_string(n)},
+                        {"probe", "parked"}};
+        };
+        const Figure* p = report.find(fmt::format("rtt_{}", q), labels("parker"));
+        const Figure* m = report.find(fmt::format("rtt_{}", q), labels("minimal"));
+        if (p == nullptr || m == nullptr) continue;
+        std::vector<double> ratio = pairwise_ratios(p->samples, m->samples);
+        report.add(fmt::format("parker_vs_minimal_{}", q),
+                   {{"before", setting.label}, {"parked_others", std::to_string(n)}}, "x", std::move(ratio));
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void run_wake_latency(const Config& config, ScenarioReport& report) {
@@ -202,6 +224,7 @@ void run_wake_latency(const Config& config, ScenarioReport& report) {
   std::string why;
   if (auto parker = make_parker_backend(config, why)) {
     run_backend(*parker, config, report, plots);
+    add_parker_vs_minimal(config, report);
   } else {
     report.skip_part("parker", why);
   }
