@@ -1,5 +1,7 @@
 #include "heavy/parking.hpp"
 
+#include <sys/ioctl.h>
+
 #include <algorithm>
 #include <cstdlib>
 
@@ -14,6 +16,15 @@ namespace {
 
 constexpr std::uint64_t kHandoverScanMs = 10;
 constexpr std::uint64_t kHandoverGraceMs = 1000;  // after the deadline: waiting for the last barrier
+
+// Bytes the kernel holds for `fd` that we have not read. A connection just handed back by a
+// wake has its request waiting there: when the loop iteration that adopted it took longer
+// than park_after (a burst of wakes), it would look quiet to the next scan — which runs
+// before the poll phase — and be parked again unread, for ever.
+bool has_unread_bytes(int fd) {
+  int pending = 0;
+  return ::ioctl(fd, FIONREAD, &pending) == 0 && pending > 0;
+}
 
 std::string_view as_chars(std::span<const std::byte> bytes) {
   return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
@@ -160,7 +171,7 @@ void Parking::scan() {
 }
 
 void Parking::park_one(Connection& conn) {
-  if (!conn.idle() || conn.id() >= kBarrierIdBase) return;
+  if (!conn.idle() || conn.id() >= kBarrierIdBase || has_unread_bytes(conn.fd())) return;
   if (client_->credit() == 0) {
     if (!out_of_credit_counted_) ++server_.stats().parking.park_failures_total;  // once per scan
     out_of_credit_counted_ = true;
