@@ -10,8 +10,13 @@ port=${HEAVY_PORT:-6380}
 "$bin/parker" --socket "$socket" &
 parker_pid=$!
 heavy_pid=
+stopped=
+# INT, not TERM, for heavy_server: TERM would hand every connection to parker for a restart,
+# and parker is about to stop too.
 stop() {
-  [ -n "$heavy_pid" ] && kill -TERM "$heavy_pid" 2>/dev/null && wait "$heavy_pid" 2>/dev/null || true
+  [ -n "$stopped" ] && return
+  stopped=1
+  [ -n "$heavy_pid" ] && kill -INT "$heavy_pid" 2>/dev/null && wait "$heavy_pid" 2>/dev/null || true
   kill -TERM "$parker_pid" 2>/dev/null && wait "$parker_pid" 2>/dev/null || true
 }
 trap stop EXIT INT TERM
@@ -26,7 +31,9 @@ cat <<MSG
   heavy_server (pid $heavy_pid) serves Redis clients on 127.0.0.1:$port
 
   Try it:    redis-cli -p $port set greeting hello
-             redis-cli -p $port info parking
+             redis-cli -p $port             (an interactive session: leave it idle for a second,
+                                             it is parked; its next command wakes it)
+             redis-cli -p $port info parking   (parked_connections, parks_total, wakes_total)
              $bin/parkerctl --socket $socket stats
   Ctrl-C stops both.
 
