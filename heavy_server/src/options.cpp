@@ -3,10 +3,12 @@
 #include <CLI/CLI.hpp>
 
 #include "heavy/config.hpp"
+#include "parker/default_socket_path.hpp"
 
 namespace heavy {
 
-std::string default_parker_socket() { return "/tmp/parker-" + std::to_string(::getuid()) + ".sock"; }
+// The same rule parker itself listens by, so the two meet with no flags at all.
+std::string default_parker_socket() { return parker::default_socket_path(); }
 
 OptionsOutcome parse_options(int argc, char** argv) {
   Config config;
