@@ -72,6 +72,14 @@ TEST_CASE("a quick run writes results.json, results.csv and plots, and leaves no
   // The scenarios that need only the fd-passing library measured something real.
   CHECK(json.find("\"metric\": \"fds_per_second\"") != std::string::npos);
   CHECK(json.find("\"metric\": \"rtt_p50\"") != std::string::npos);
+  // parker, its client library and heavy_server are built with the tests: the scenarios that
+  // measure through them ran, and none failed.
+  CHECK(json.find("\"status\": \"failed\"") == std::string::npos);
+  for (const char* metric : {"parker_vs_minimal_p50", "parked_per_second", "woken_per_second",
+                             "parker_bytes_per_parked_conn", "heavy_server_saved_per_conn"}) {
+    INFO(metric);
+    CHECK(json.find(std::string("\"metric\": \"") + metric + "\"") != std::string::npos);
+  }
 
   std::string csv = read_text(fs::path(out) / "results.csv");
   CHECK(csv.rfind("scenario,status,metric,labels,unit,median,min,max,repetitions\n", 0) == 0);
