@@ -161,6 +161,12 @@ TEST_CASE("10,000 parked TCP connections: a random subset wakes, each with its o
 }
 
 TEST_CASE("out of fds on accept: parker sheds connections and recovers", "[daemon][scale][emfile]") {
+#if defined(__SANITIZE_ADDRESS__)
+  // UBSan's vptr check opens a pipe to probe memory; a process out of descriptors makes it
+  // report a false "invalid vptr" and abort. The plain build runs this test.
+  WARN("skipped under sanitizers: their runtime needs free fds");
+  return;
+#endif
   ParkerProcess parker({}, {"/usr/bin/prlimit", "--nofile=48:48"});
   std::size_t baseline = parker.fd_count();
   {
