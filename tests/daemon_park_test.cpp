@@ -245,6 +245,11 @@ TEST_CASE("refused parks come back with their fd and a reason", "[daemon][park][
     if (r.record.id == 2) CHECK(inode_of(r.fd.get()) == inode_of(big.server.get()));
     if (r.record.id == 5) CHECK(inode_of(r.fd.get()) == inode_of(over.server.get()));
     if (r.record.reason == RejectReason::duplicate_id) CHECK(inode_of(r.fd.get()) == inode_of(dup_id.server.get()));
+    // ... and the blob comes back with it, as parked.
+    if (r.record.id == 1) CHECK(r.record.blob == "pipe");
+    if (r.record.id == 2) CHECK(r.record.blob == std::string(17, 'x'));
+    if (r.record.id == 5) CHECK(r.record.blob == "over");
+    if (r.record.reason == RejectReason::duplicate_id) CHECK(r.record.blob == "dup");
   }
   owner.inbox().rejected.clear();
   CHECK(parker.settle_fd_count(baseline + 3) == baseline + 3);  // session + 2 parked
