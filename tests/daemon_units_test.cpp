@@ -211,8 +211,7 @@ TEST_CASE("the socket probe tells readable, hang-up and nothing apart without re
 }
 
 TEST_CASE("a parked socket fits the memory budget", "[daemon][unit][memory]") {
-  CHECK(sizeof(ParkedSocket) <= 192);
-  CHECK(sizeof(ParkedSocket) >= sizeof(uv_poll_t));
+  CHECK(sizeof(ParkedSocket) <= 40);
 }
 
 TEST_CASE("options: defaults, octal modes, repeatable uids, clear errors", "[daemon][unit][options]") {

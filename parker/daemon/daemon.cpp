@@ -57,6 +57,11 @@ Error Daemon::start() {
   if (!listening.ok()) return listening.error;
   listen_fd_ = std::move(listening.value);
   spare_fd_ = open_spare_fd();
+  if (Error e = watcher_.open(loop_, on_socket_ready, this); e.failed()) {
+    listen_fd_.reset();
+    if (!is_abstract(path)) (void)::unlink(path.c_str());
+    return e;
+  }
 
   uv_poll_init(loop_, &listener_, listen_fd_.get());
   listener_.data = this;
@@ -152,7 +157,12 @@ void Daemon::close_handles() {
                          as_handle(&flush_check_), as_handle(&flush_prepare_)}) {
     uv_close(h, nullptr);
   }
+  watcher_.close();
   spare_fd_.reset();
+}
+
+void Daemon::on_socket_ready(void* /*context*/, ParkedSocket& socket, bool error) noexcept {
+  socket.pool->socket_event(socket, error);
 }
 
 // ---- signals and timers --------------------------------------------------------------------
@@ -213,7 +223,7 @@ void Daemon::on_deadline_timer(uv_timer_t* handle) noexcept {
 
 void Daemon::expire_deadlines() {
   std::uint64_t now = uv_now(loop_);
-  while (ParkedSocket* s = deadlines_.pop_expired(now)) s->pool().deadline_passed(*s);
+  while (ParkedSocket* s = deadlines_.pop_expired(now)) s->pool->deadline_passed(*s);
 }
 
 void Daemon::held_added() noexcept {

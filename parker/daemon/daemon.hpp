@@ -4,7 +4,8 @@
 //
 // Loop phases used (libuv runs timers, prepare, I/O poll, check, close callbacks):
 //   - I/O callbacks (sessions, parked sockets, the listener) only queue work: wake records,
-//     replies, credit changes.
+//     replies, credit changes. Parked sockets are not libuv handles: they sit in one
+//     SocketWatcher (an epoll/kqueue set) that libuv watches with a single uv_poll.
 //   - check (after I/O) and prepare (before the next poll) flush that work: each dirty
 //     session encodes its pending wakes into WAKE frames of up to 253 records and writes
 //     them; credit is topped up; the deadline timer is re-armed; idle pools are forgotten.
@@ -29,6 +30,7 @@
 #include "parked_socket.hpp"
 #include "parker/error.hpp"
 #include "parker/unique_fd.hpp"
+#include "socket_watcher.hpp"
 #include "stats.hpp"
 
 namespace parker::daemon {
@@ -56,6 +58,7 @@ class Daemon {
   [[nodiscard]] const Config& config() const noexcept { return config_; }
   [[nodiscard]] Capacity& capacity() noexcept { return capacity_; }
   [[nodiscard]] Counters& counters() noexcept { return counters_; }
+  [[nodiscard]] SocketWatcher& watcher() noexcept { return watcher_; }
   [[nodiscard]] std::uint64_t now() const noexcept { return uv_now(loop_); }
   [[nodiscard]] bool shutting_down() const noexcept { return stopping_; }
   [[nodiscard]] std::size_t max_parked() const noexcept { return max_parked_; }
@@ -86,6 +89,7 @@ class Daemon {
 
  private:
   static void on_listener(uv_poll_t* handle, int status, int events) noexcept;
+  static void on_socket_ready(void* context, ParkedSocket& socket, bool error) noexcept;
   static void on_signal(uv_signal_t* handle, int signum) noexcept;
   static void on_deadline_timer(uv_timer_t* handle) noexcept;
   static void on_grace_timer(uv_timer_t* handle) noexcept;
@@ -116,6 +120,7 @@ class Daemon {
   UniqueFd listen_fd_;
   UniqueFd spare_fd_;
   uv_poll_t listener_{};
+  SocketWatcher watcher_;  // every parked socket, in one kernel readiness set
   uv_signal_t sigterm_{}, sigint_{}, sighup_{};
   uv_timer_t deadline_timer_{}, grace_timer_{}, shutdown_timer_{};
   uv_check_t flush_check_{};

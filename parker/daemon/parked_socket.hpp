@@ -1,28 +1,21 @@
-// ParkedSocket: one parked client connection — its fd, its poll watcher, id, blob, deadline.
+// ParkedSocket: one parked client connection — its fd, id, blob, deadline and pool.
 //
-// Memory budget (blob excluded), what keeps parker under 256 bytes per parked connection:
-//   ParkedSocket is 192 bytes (uv_poll_t alone is 160); it lives in an unordered_set node
-//   (+8: the next pointer; the id is the element's own key) = 200 bytes, a 208-byte malloc
-//   chunk; + ~8-16 bytes of bucket array; + 8-16 bytes of deadline heap when it has a
-//   deadline; + libuv's per-fd watcher slot (8-16 bytes). No timer per connection, no
-//   second allocation when the blob is empty; a blob is one allocation [u32 size][bytes].
+// Memory budget (blob excluded), what keeps parker far under 256 bytes per parked
+// connection: ParkedSocket is 40 bytes; it lives in an unordered_set node (+8: the next
+// pointer; the id in the element is the key) = 48 bytes, a 64-byte malloc chunk; + ~8-16
+// bytes of bucket array; + 8-16 bytes of deadline heap when it has a deadline. No libuv
+// handle and no timer per connection (one SocketWatcher and one deadline timer serve all),
+// no second allocation when the blob is empty; a blob is one allocation [u32 size][bytes].
 //
 // Ownership: the ParkedSocket owns `fd` from the moment it is parked until it is retired —
-// then the fd either moves into a WAKE record (and on into an OutputQueue) or is closed.
-// The uv_poll_t is always stopped before that (libuv then removes the fd from epoll), and
-// the memory is freed only in the poll handle's close callback (see Pool::retire).
-//
-// Standard layout with `poll` first, so the poll callback gets back to its ParkedSocket by
-// a pointer-interconvertible cast; `poll.data` points at the owning Pool.
+// then it is removed from the SocketWatcher first, and the fd either moves into a WAKE
+// record (and on into an OutputQueue) or is closed; the ParkedSocket is then erased.
 #pragma once
-
-#include <uv.h>
 
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <string_view>
-#include <type_traits>
 #include <unordered_set>
 
 namespace parker::daemon {
@@ -33,20 +26,17 @@ struct ParkedSocket {
   enum Flag : std::uint8_t {
     wake_on_deadline = 0x01,  // same bits as protocol::kWakeOnDeadline / kWakeOnHangup
     wake_on_hangup = 0x02,
-    was_blocking = 0x04,      // the owner's socket had O_NONBLOCK off: restore it on wake
   };
-  enum State : std::uint8_t { parked = 0, retiring = 1 };
 
-  uv_poll_t poll;
   std::uint64_t id;
   std::uint64_t deadline : 48 = 0;  // uv_now() milliseconds (ample for 8,000 years); 0 = none
   std::uint64_t flags : 8 = 0;
-  std::uint64_t state : 8 = parked;
   std::byte* blob = nullptr;         // owned: [u32 size][size bytes]; null when empty
-  std::uint32_t index = 0xffffffffu; // in the deadline heap while parked; in Pool::retiring_ after
+  Pool* pool;
+  std::uint32_t index = 0xffffffffu; // position in the deadline heap, or kNotInHeap
   int fd = -1;
 
-  explicit ParkedSocket(std::uint64_t id_) noexcept : poll{}, id(id_) {}
+  ParkedSocket(std::uint64_t id_, Pool* pool_) noexcept : id(id_), pool(pool_) {}
   ~ParkedSocket() { delete[] blob; }
   ParkedSocket(const ParkedSocket&) = delete;
   ParkedSocket& operator=(const ParkedSocket&) = delete;
@@ -54,18 +44,12 @@ struct ParkedSocket {
   void set_blob(std::string_view bytes);
   [[nodiscard]] std::string_view blob_view() const noexcept;
   [[nodiscard]] std::uint32_t blob_size() const noexcept;
-
-  [[nodiscard]] static ParkedSocket& from(uv_poll_t* handle) noexcept {
-    return *reinterpret_cast<ParkedSocket*>(handle);
-  }
-  [[nodiscard]] Pool& pool() const noexcept { return *static_cast<Pool*>(poll.data); }
 };
-static_assert(std::is_standard_layout_v<ParkedSocket>);
-static_assert(offsetof(ParkedSocket, poll) == 0);
-static_assert(sizeof(ParkedSocket) <= 192, "keeps a set node in a 208-byte malloc chunk");
+static_assert(sizeof(ParkedSocket) <= 40, "keeps a set node in a 64-byte malloc chunk");
 
 // The parked sockets of a pool, found by id. Node-based: an element never moves, which the
-// embedded uv_poll_t needs. The id inside the element is the key (no second copy).
+// kernel readiness set and the deadline heap point at. The id inside the element is the
+// key (no second copy).
 struct ParkedHash {
   using is_transparent = void;
   std::size_t operator()(std::uint64_t id) const noexcept { return std::hash<std::uint64_t>{}(id); }

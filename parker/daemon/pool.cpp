@@ -1,6 +1,5 @@
 #include "pool.hpp"
 
-#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -24,7 +23,7 @@ Pool::~Pool() {
 }
 
 bool Pool::idle() const noexcept {
-  return parked_.empty() && retiring_.empty() && sessions_.empty() && held_wakes_.empty() &&
+  return parked_.empty() && sessions_.empty() && held_wakes_.empty() &&
          held_closed_.empty();
 }
 
@@ -42,29 +41,16 @@ std::optional<RejectReason> Pool::park(const protocol::ParkRecord& record, Uniqu
   }
   if (daemon_.parked_total() >= daemon_.max_parked()) return RejectReason::quota_total;
 
-  // libuv makes the fd non-blocking, and O_NONBLOCK lives in the file description the
-  // owner shares: remember to give the socket back as the owner had it.
-  int fl = ::fcntl(fd.get(), F_GETFL);
-  auto it = parked_.emplace(record.id).first;
+  auto it = parked_.emplace(record.id, this).first;
   ParkedSocket& s = mutable_element(*it);
-  if (uv_poll_init(daemon_.loop(), &s.poll, fd.get()) != 0) {
+  s.fd = fd.get();
+  if (daemon_.watcher().add(s).failed()) {
+    s.fd = -1;  // still the caller's
     parked_.erase(it);
     return RejectReason::watch_failed;
   }
-  s.poll.data = this;
-  if (uv_poll_start(&s.poll, UV_READABLE | UV_DISCONNECT, on_poll) != 0) {
-    if (fl >= 0 && (fl & O_NONBLOCK) == 0) (void)::fcntl(fd.get(), F_SETFL, fl);
-    s.state = ParkedSocket::retiring;  // never counted as parked; the caller keeps fd
-    auto node = parked_.extract(it);
-    s.index = static_cast<std::uint32_t>(retiring_.size());
-    retiring_.push_back(std::move(node));
-    uv_close(reinterpret_cast<uv_handle_t*>(&s.poll), on_poll_closed);
-    return RejectReason::watch_failed;
-  }
   s.fd = fd.release();
-  std::uint8_t flags = record.flags & protocol::kKnownParkFlags;
-  if (fl >= 0 && (fl & O_NONBLOCK) == 0) flags |= ParkedSocket::was_blocking;
-  s.flags = flags;
+  s.flags = record.flags & protocol::kKnownParkFlags;
   s.set_blob(record.blob);
   blob_bytes_ += record.blob.size();
   if (record.deadline_ms != 0) {
@@ -72,8 +58,8 @@ std::optional<RejectReason> Pool::park(const protocol::ParkRecord& record, Uniqu
     daemon_.schedule_deadline(s);
   }
   daemon_.parked_added(record.blob.size());
-  // A socket with data already waiting comes back at once: epoll is level-triggered, so
-  // the first poll of the loop reports it readable.
+  // A socket with data already waiting comes back at once: the watcher is level-triggered,
+  // so its next wait reports it readable.
   return std::nullopt;
 }
 
@@ -95,8 +81,9 @@ void Pool::deadline_passed(ParkedSocket& socket) {
   if ((socket.flags & ParkedSocket::wake_on_deadline) != 0) {
     wake(socket, WakeReason::deadline);
   } else {
-    close_socket(socket, CloseReason::deadline);
-    deliver(protocol::CloseRecord{socket.id, CloseReason::deadline});
+    std::uint64_t id = socket.id;
+    close_socket(socket, CloseReason::deadline);  // erases `socket`
+    deliver(protocol::CloseRecord{id, CloseReason::deadline});
   }
 }
 
@@ -120,18 +107,12 @@ void Pool::shutdown() {
 
 // ---- events on parked sockets -----------------------------------------------------------
 
-void Pool::on_poll(uv_poll_t* handle, int status, int /*events*/) noexcept {
-  ParkedSocket& s = ParkedSocket::from(handle);
-  s.pool().socket_event(s, status);
-}
-
-void Pool::socket_event(ParkedSocket& s, int status) {
-  if (s.state != ParkedSocket::parked) return;
+void Pool::socket_event(ParkedSocket& s, bool error) {
   SocketEvent event = probe_socket(s.fd);
-  // On POLLERR libuv has already stopped the watcher (status < 0): nothing would ever
-  // report this socket again, so settle it now.
+  // An error condition that a peek does not show would be reported again and again by the
+  // level-triggered watcher: settle it now.
   if (event == SocketEvent::spurious) {
-    if (status >= 0) return;
+    if (!error) return;
     event = SocketEvent::error;
   }
   bool hand_back_hangup = (s.flags & ParkedSocket::wake_on_hangup) != 0;
@@ -162,18 +143,13 @@ void Pool::wake(ParkedSocket& s, WakeReason reason) {
   item.record.id = s.id;
   item.record.reason = reason;
   item.record.blob = s.blob_view();
-  bool restore_blocking = (s.flags & ParkedSocket::was_blocking) != 0;
-  item.fd = retire(s);
-  if (restore_blocking) {
-    int fl = ::fcntl(item.fd.get(), F_GETFL);
-    if (fl >= 0) (void)::fcntl(item.fd.get(), F_SETFL, fl & ~O_NONBLOCK);
-  }
+  item.fd = retire(s);  // erases `s`
   daemon_.counters().count(reason);
   deliver(std::move(item));
 }
 
 void Pool::close_socket(ParkedSocket& s, CloseReason reason) {
-  UniqueFd fd = retire(s);
+  UniqueFd fd = retire(s);  // erases `s`
   fd.reset();
   daemon_.fds_released(1);
   daemon_.counters().count(reason);
@@ -181,35 +157,16 @@ void Pool::close_socket(ParkedSocket& s, CloseReason reason) {
 
 UniqueFd Pool::retire(ParkedSocket& s) {
   daemon_.cancel_deadline(s);
-  // Stopping the poll takes the fd out of epoll (libuv invalidates it) before the fd is
-  // closed or handed away: an epoll registration outlives our fd while the owner's copy
-  // of the same file stays open.
-  uv_poll_stop(&s.poll);
+  // Out of the kernel's readiness set before the fd is closed or handed away: a
+  // registration outlives our fd while the owner's copy of the same file stays open.
+  daemon_.watcher().remove(s);
   UniqueFd fd(s.fd);
   s.fd = -1;
-  s.state = ParkedSocket::retiring;
   blob_bytes_ -= s.blob_size();
   daemon_.parked_removed(s.blob_size());
-  auto node = parked_.extract(parked_.find(s.id));  // the element stays where it is: libuv points at it
-  s.index = static_cast<std::uint32_t>(retiring_.size());
-  retiring_.push_back(std::move(node));
-  uv_close(reinterpret_cast<uv_handle_t*>(&s.poll), on_poll_closed);
-  return fd;
-}
-
-void Pool::on_poll_closed(uv_handle_t* handle) noexcept {
-  ParkedSocket& s = ParkedSocket::from(reinterpret_cast<uv_poll_t*>(handle));
-  s.pool().forget(s);
-}
-
-void Pool::forget(ParkedSocket& s) {
-  std::uint32_t i = s.index;
-  if (i + 1 != retiring_.size()) {
-    std::swap(retiring_[i], retiring_.back());
-    retiring_[i].value().index = i;
-  }
-  retiring_.pop_back();  // frees the node, and with it `s`
+  parked_.erase(parked_.find(s.id));
   daemon_.pool_may_be_idle(*this);
+  return fd;
 }
 
 // ---- sessions and delivery ----------------------------------------------------------------

@@ -6,10 +6,10 @@
 // to the uid that first used it.
 //
 // Lifetime of a parked socket (see parked_socket.hpp): park() creates it in `parked_` and
-// starts its poll; an event, the deadline, RECALL, DROP or shutdown retires it: the poll is
-// stopped, the fd is handed to a WAKE or closed, the map node is extracted (the element
-// does not move) into `retiring_`, and the poll handle is closed; its close callback frees
-// the node. So an id is free for a new PARK as soon as its connection was handed back.
+// adds it to the daemon's SocketWatcher; an event, the deadline, RECALL, DROP or shutdown
+// retires it: it leaves the watcher (and the deadline heap), its fd is handed to a WAKE or
+// closed, and it is erased. So an id is free for a new PARK as soon as its connection was
+// handed back.
 #pragma once
 
 #include <sys/types.h>
@@ -44,7 +44,7 @@ class Pool {
   [[nodiscard]] std::size_t held() const noexcept { return held_wakes_.size(); }
   [[nodiscard]] std::size_t sessions() const noexcept { return sessions_.size(); }
   [[nodiscard]] std::size_t blob_bytes() const noexcept { return blob_bytes_; }
-  // Nothing parked, closing, held or connected: the pool may be forgotten.
+  // Nothing parked, held or connected: the pool may be forgotten.
   [[nodiscard]] bool idle() const noexcept;
 
   // Parks `fd` under `record`. On success the pool owns the fd (moved out of `fd`); on
@@ -69,13 +69,11 @@ class Pool {
   std::uint64_t expire_held(std::uint64_t now);
 
  private:
-  static void on_poll(uv_poll_t* handle, int status, int events) noexcept;
-  static void on_poll_closed(uv_handle_t* handle) noexcept;
-  void socket_event(ParkedSocket& socket, int status);
+  friend class Daemon;  // routes SocketWatcher events to socket_event()
+  void socket_event(ParkedSocket& socket, bool error);
   void wake(ParkedSocket& socket, protocol::WakeReason reason);
   void close_socket(ParkedSocket& socket, protocol::CloseReason reason);
   [[nodiscard]] UniqueFd retire(ParkedSocket& socket);
-  void forget(ParkedSocket& socket);
   [[nodiscard]] ControlSession* least_loaded_session();
   void close_held_wake(HeldWake& held, protocol::CloseReason reason);
 
@@ -83,7 +81,6 @@ class Pool {
   std::string name_;
   uid_t owner_uid_;
   ParkedSet parked_;
-  std::vector<ParkedSet::node_type> retiring_;  // extracted nodes whose poll handle is closing
   std::vector<ControlSession*> sessions_;
   std::size_t next_session_ = 0;                // round-robin among equally loaded sessions
   std::deque<HeldWake> held_wakes_;             // oldest first
