@@ -28,14 +28,15 @@ struct Session {
   ClientRecorder recorder;
   Client client{recorder.callbacks()};
 
-  explicit Session(std::uint32_t credit, std::uint32_t max_blob = 65536, ClientOptions options = {}) {
+  explicit Session(std::uint32_t credit, std::uint32_t max_blob = 65536, ClientOptions options = {},
+                   std::uint16_t minor = 0) {
     REQUIRE(client.connect(fake.path(), "pool-a", options).ok());
     REQUIRE(client.state() == Client::State::waiting);
     REQUIRE(pump_until(fake, [&] { return !fake.frames().empty(); }));
     auto hello = fake.take<protocol::Hello>();
     REQUIRE(hello.size() == 1);
     CHECK(hello[0].first == protocol::Hello{protocol::kVersionMajor, protocol::kVersionMinor, "pool-a"});
-    fake.welcome(credit, max_blob);
+    fake.welcome(credit, max_blob, 1, minor);
     REQUIRE(run_until(client, &fake, [&] { return client.connected(); }));
   }
 };

@@ -83,7 +83,7 @@ TEST_CASE("UvClient: wakes, closes and rejections reach the callbacks", "[client
     auto a = make_parkable();
     auto b = make_parkable();
     s.fake.send(protocol::Wake{{{5, protocol::WakeReason::readable, "five"}}}, {a.parked.get()});
-    s.fake.send(protocol::Rejected{{{6, protocol::RejectReason::duplicate_id}}}, {b.parked.get()});
+    s.fake.send(protocol::Rejected{{{6, protocol::RejectReason::duplicate_id, ""}}}, {b.parked.get()});
     s.fake.send(protocol::Closed{{{7, protocol::CloseReason::deadline}}});
     REQUIRE(s.loop.run_until([&] { return !s.recorder.closed.empty(); }, 10s, s.pump));
     REQUIRE(s.recorder.woken.size() == 1);

@@ -92,8 +92,9 @@ TEST_CASE("the deadline heap keeps entry indexes right through mixed operations"
 
 TEST_CASE("capacity follows the fd limit and never grants beyond it", "[daemon][unit][capacity]") {
   Capacity cap(20000);
-  CHECK(cap.budget() == 20000 - cap.fixed_reserve() - cap.session_reserve());
-  CHECK(cap.budget() > 19800);
+  // One frame's fds (253) stay free besides, so that a read can never be truncated.
+  CHECK(cap.budget() == 20000 - cap.fixed_reserve() - cap.session_reserve() - 253);
+  CHECK(cap.budget() > 19600);
   CHECK(cap.budget() < 20000);
 
   std::size_t budget = cap.budget();
@@ -144,44 +145,92 @@ TEST_CASE("capacity stays sane with tiny fd limits", "[daemon][unit][capacity]")
   }
 }
 
-TEST_CASE("the output queue releases fds exactly when their message starts going out", "[daemon][unit][output]") {
+namespace {
+// A frame of `size` bytes carrying two fresh fds; a WAKE-like frame when `wake`.
+OutgoingFrame big_frame(std::size_t size, bool wake) {
+  OutgoingFrame f;
+  f.bytes.assign(size, std::byte{'x'});
+  for (int i = 0; i < 2; ++i) {
+    f.fds.emplace_back(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    if (wake) f.wakes.push_back({static_cast<std::uint64_t>(i + 1), parker::protocol::WakeReason::readable, "b"});
+  }
+  return f;
+}
+}  // namespace
+
+TEST_CASE("the output queue releases refused fds exactly when their frame starts going out", "[daemon][unit][output]") {
   auto pair = make_socket_pair(SOCK_STREAM, true);
   REQUIRE(pair.ok());
   int sndbuf = 4096;
   ::setsockopt(pair.value.first.get(), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
-  auto fresh_fd = [] { return UniqueFd(::open("/dev/null", O_RDONLY | O_CLOEXEC)); };
+  std::size_t fds_before = test::open_fd_count();
 
   OutputQueue out;
-  for (int i = 0; i < 3; ++i) {
-    OutgoingMessage m;
-    m.bytes.assign(100 * 1024, std::byte{'x'});  // far more than the socket takes at once
-    m.fds.push_back(fresh_fd());
-    m.fds.push_back(fresh_fd());
-    out.push(std::move(m));
-  }
+  for (int i = 0; i < 3; ++i) out.push(big_frame(100 * 1024, false));  // far more than the socket takes
   CHECK(out.queued_fds() == 6);
+  CHECK(out.queued_returned_fds() == 6);
   auto first = out.flush(pair.value.first.get());
   CHECK(first.error.is(EAGAIN));
-  CHECK(first.fds_sent == 2);  // the first message started: its fds went with its first byte
+  CHECK(first.fds_released == 2);  // the first frame started: its fds went with its first byte
   CHECK(out.queued_fds() == 4);
-  // Nothing more fits until the peer reads; taking back unsent messages returns the others.
-  auto unsent = out.take_unsent();
-  REQUIRE(unsent.size() == 2);
-  CHECK(unsent[0].fds.size() == 2);
-  CHECK(out.queued_fds() == 0);
-  // Drain the peer; the partly sent first message completes without counting fds again.
+  CHECK(out.take_wakes(true).empty());  // no wakes to hand back
+  // Drain the peer; the partly sent first frame completes without counting fds again.
   std::vector<std::byte> sink(1 << 20);
   std::vector<UniqueFd> received;
-  std::size_t fds_seen = 0;
-  for (int i = 0; i < 1000 && !out.empty(); ++i) {
+  std::size_t released = first.fds_released;
+  for (int i = 0; i < 10000 && !out.empty(); ++i) {
     (void)receive_with_fds(pair.value.second.get(), sink, received);
-    fds_seen = received.size();
-    auto more = out.flush(pair.value.first.get());
-    CHECK(more.fds_sent == 0);
+    released += out.flush(pair.value.first.get()).fds_released;
   }
   CHECK(out.empty());
-  CHECK(fds_seen == 2);
-  CHECK(out.clear() == 0);
+  CHECK(released == 6);
+  CHECK(received.size() == 6);
+  received.clear();
+  CHECK(test::open_fd_count() == fds_before);
+}
+
+TEST_CASE("1.1 wake frames keep parker's fds until written whole, and hand back unwritten ones", "[daemon][unit][output]") {
+  auto pair = make_socket_pair(SOCK_STREAM, true);
+  REQUIRE(pair.ok());
+  int sndbuf = 4096;
+  ::setsockopt(pair.value.first.get(), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+  std::size_t fds_before = test::open_fd_count();
+  {
+    OutputQueue out;
+    out.set_keep_woken(true);
+    for (int i = 0; i < 3; ++i) out.push(big_frame(100 * 1024, true));
+    auto first = out.flush(pair.value.first.get());
+    CHECK(first.error.is(EAGAIN));
+    CHECK(first.fds_released == 0);  // started, not whole: still ours
+    CHECK(first.written_wakes.empty());
+    CHECK(out.queued_fds() == 6);
+    // While the session lives only frames not started can be taken back...
+    auto unstarted = out.take_wakes(false);
+    CHECK(unstarted.size() == 4);
+    CHECK(out.queued_fds() == 2);
+    // ...and when it is being closed the started one too: its fds are still ours.
+    auto started = out.take_wakes(true);
+    REQUIRE(started.size() == 2);
+    CHECK(started[0].record.id == 1);
+    CHECK(started[0].fd.valid());
+    CHECK(out.empty());
+  }
+  CHECK(test::open_fd_count() == fds_before);  // in flight to the peer is not in our table
+}
+
+TEST_CASE("a 1.1 wake frame written whole moves its records and fds out for acknowledgement", "[daemon][unit][output]") {
+  auto pair = make_socket_pair(SOCK_STREAM, true);
+  REQUIRE(pair.ok());
+  OutputQueue out;
+  out.set_keep_woken(true);
+  out.push(big_frame(64, true));
+  auto r = out.flush(pair.value.first.get());
+  CHECK(r.error.ok());
+  CHECK(r.fds_released == 0);
+  REQUIRE(r.written_wakes.size() == 2);
+  CHECK(r.written_wakes[1].record.id == 2);
+  CHECK(r.written_wakes[1].fd.valid());
+  CHECK(out.queued_fds() == 0);
 }
 
 TEST_CASE("the socket probe tells readable, hang-up and nothing apart without reading", "[daemon][unit][probe]") {

@@ -191,7 +191,7 @@ TEST_CASE("SendQueue keeps its fds while the socket is full and delivers them wh
     SendQueue queue;
     for (std::size_t m = 0; m < 3; ++m) {
       batches.emplace_back(2);
-      queue.push({{std::byte{'a'}, std::byte(m)}, std::move(batches[m].to_send)});
+      queue.push({{std::byte{'a'}, std::byte(m)}, std::move(batches[m].to_send), {}});
     }
     const std::size_t fds_while_full = open_fd_count();
     REQUIRE(queue.flush(sender.get()).is(EAGAIN));
@@ -222,8 +222,8 @@ TEST_CASE("SendQueue gives back the fds of messages not yet started", "[fdpass][
     const auto second_ids = second.identities;
     SendQueue queue;
     // The first message is too big to go at once: it starts (its fds go), the second waits.
-    queue.push({std::vector<std::byte>(1 << 20, std::byte{'b'}), std::move(first.to_send)});
-    queue.push({{std::byte{'c'}}, std::move(second.to_send)});
+    queue.push({std::vector<std::byte>(1 << 20, std::byte{'b'}), std::move(first.to_send), {}});
+    queue.push({{std::byte{'c'}}, std::move(second.to_send), {}});
     REQUIRE(queue.flush(sender.get()).is(EAGAIN));
 
     auto unsent = queue.take_unsent();

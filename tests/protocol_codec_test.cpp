@@ -71,6 +71,18 @@ std::vector<Message> sample_messages() {
   m.emplace_back(proto::StatsReply{""});
   m.emplace_back(proto::ListRequest{});
   m.emplace_back(proto::ListReply{"web 12\nimap 3\n"});
+  // 1.1
+  m.emplace_back(proto::Ack{0});
+  m.emplace_back(proto::Ack{~std::uint64_t{0}});
+  m.emplace_back(proto::Parked{12345});
+  m.emplace_back(proto::InventoryRequest{});
+  m.emplace_back(proto::InventoryReply{true, {}});
+  m.emplace_back(proto::InventoryReply{
+      false, {{7, proto::InventoryState::parked, proto::kWakeOnHangup, 1500, "blob"},
+              {~std::uint64_t{0}, proto::InventoryState::held, 0, 0, binary_blob(300)}}});
+  m.emplace_back(proto::Goodbye{});
+  m.emplace_back(proto::Reclaim{100});
+  m.emplace_back(proto::CreditReturn{0});
   return m;
 }
 
@@ -151,7 +163,7 @@ TEST_CASE("every message type round-trips through encode and decode", "[protocol
     if (!seen[t]) ++types_seen;
     seen[t] = true;
   }
-  CHECK(types_seen == 14);
+  CHECK(types_seen == 21);
 }
 
 TEST_CASE("encode appends to what the buffer already holds", "[protocol][codec]") {
@@ -267,7 +279,7 @@ TEST_CASE("the largest allowed frame decodes", "[protocol][codec]") {
 }
 
 TEST_CASE("unknown message types are refused from the header alone", "[protocol][codec]") {
-  for (std::uint16_t type : {0, 15, 16, 0x100, 0xffff}) {
+  for (std::uint16_t type : {0, 22, 23, 0x100, 0xffff}) {
     INFO("type " << type);
     CHECK(error_of(raw_frame(type, 0, {}), 0) == DecodeError::unknown_type);
     CHECK(error_of(raw_frame(type, 0, {}, 100), 0) == DecodeError::unknown_type);  // body not there yet
@@ -275,7 +287,7 @@ TEST_CASE("unknown message types are refused from the header alone", "[protocol]
 }
 
 TEST_CASE("fds declared on a type that carries none are fd_count_invalid", "[protocol][codec]") {
-  for (std::uint16_t type = 1; type <= 14; ++type) {
+  for (std::uint16_t type = 1; type <= 21; ++type) {
     auto t = static_cast<MessageType>(type);
     if (t == MessageType::park || t == MessageType::rejected || t == MessageType::wake) continue;
     INFO(proto::to_string(t));

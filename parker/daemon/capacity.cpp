@@ -10,6 +10,8 @@ namespace {
 // EMFILE, a log file, and a few for luck (spdlog, /proc reads by libuv).
 constexpr std::size_t kFixedReserve = 24;
 constexpr std::size_t kMaxSessionReserve = 64;
+// One frame's fds: what a single recvmsg may bring (SCM_MAX_FD).
+constexpr std::size_t kReadHeadroom = 253;
 }  // namespace
 
 Capacity::Capacity(std::size_t fd_limit) noexcept
@@ -18,13 +20,23 @@ Capacity::Capacity(std::size_t fd_limit) noexcept
       session_reserve_(std::clamp<std::size_t>(fd_limit / 64, 2, kMaxSessionReserve)) {}
 
 std::size_t Capacity::budget() const noexcept {
-  std::size_t taken = fixed_reserve_ + std::max(sessions_, session_reserve_);
+  std::size_t headroom = std::min(kReadHeadroom, fd_limit_ / 8);
+  std::size_t taken = fixed_reserve_ + std::max(sessions_, session_reserve_) + headroom;
   return fd_limit_ > taken ? fd_limit_ - taken : 0;
 }
 
 std::size_t Capacity::available() const noexcept {
   std::size_t b = budget();
   return b > used() ? b - used() : 0;
+}
+
+std::size_t Capacity::free_slots() const noexcept {
+  std::size_t taken = fixed_reserve_ + sessions_ + client_fds_ + reader_fds_;
+  return fd_limit_ > taken ? fd_limit_ - taken : 0;
+}
+
+bool Capacity::room_to_read() const noexcept {
+  return free_slots() >= std::min(kReadHeadroom, fd_limit_ / 8);
 }
 
 void Capacity::session_closed() noexcept {

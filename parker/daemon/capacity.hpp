@@ -10,7 +10,13 @@
 // absorbs them meanwhile.)
 //
 // budget = RLIMIT_NOFILE - fixed reserve (stdio, loop, listener, spare fd, log file...)
-//          - max(open sessions, session reserve)
+//          - max(open sessions, session reserve) - read headroom (one frame's fds)
+//
+// Credit alone cannot make a recvmsg safe: sessions come and go (each takes a slot), and a
+// peer may send beyond its credit. So a session is read only while room_to_read(): at least
+// one whole frame's worth of descriptors (253) is really free right now, counting the fds
+// sitting in frame readers. Otherwise its fds wait in its socket, charged to the sender,
+// until room comes back — never truncated (MSG_CTRUNC) into oblivion.
 #pragma once
 
 #include <cstddef>
@@ -33,6 +39,16 @@ class Capacity {
   [[nodiscard]] std::size_t used() const noexcept { return client_fds_ + credit_; }
   [[nodiscard]] std::size_t available() const noexcept;
   [[nodiscard]] std::size_t sessions() const noexcept { return sessions_; }
+  [[nodiscard]] std::size_t reader_fds() const noexcept { return reader_fds_; }
+  // Descriptor slots free right now (an estimate: the fixed reserve stands for parker's own).
+  [[nodiscard]] std::size_t free_slots() const noexcept;
+  // Whether one more recvmsg, with up to a whole frame's fds, is sure to find slots for them.
+  [[nodiscard]] bool room_to_read() const noexcept;
+  // Fds received into a frame reader and not yet taken by a frame (or closed with it).
+  void reader_fds_changed(std::size_t before, std::size_t after) noexcept {
+    reader_fds_ += after;
+    reader_fds_ -= before < reader_fds_ ? before : reader_fds_;
+  }
 
   void session_opened() noexcept { ++sessions_; }
   void session_closed() noexcept;
@@ -53,6 +69,7 @@ class Capacity {
   std::size_t sessions_ = 0;
   std::size_t client_fds_ = 0;
   std::size_t credit_ = 0;
+  std::size_t reader_fds_ = 0;
 };
 
 // Raises the soft RLIMIT_NOFILE to the hard limit; returns the soft limit now in force.

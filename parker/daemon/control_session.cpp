@@ -11,6 +11,7 @@
 namespace parker::daemon {
 
 using protocol::ErrorCode;
+using protocol::MessageType;
 using protocol::RejectReason;
 
 namespace {
@@ -18,18 +19,23 @@ namespace {
 // Above this much queued output parker stops reading the peer and encoding its wakes, so
 // that a peer that does not read costs bounded memory (wakes wait as records instead).
 constexpr std::size_t kOutputHighWater = 4u << 20;
+// Refused fds on their way back above which parker stops reading the peer: one that sends
+// beyond its credit and does not read its REJECTED frames cannot take parker's last slots.
+constexpr std::size_t kReturnedFdsHighWater = 2 * protocol::kMaxRecordsPerFrame;
 // Reads per readiness event, so that one busy peer does not starve the others.
 constexpr int kReadsPerEvent = 16;
 // A CREDIT frame is sent once the deficit is at least this many records (or credit is 0).
 constexpr std::uint32_t kMinCreditGrant = 64;
-// Bytes per WAKE frame (unless one record alone is bigger). A frame's fds leave parker with
-// its first byte, long before a big frame's last byte: were the owner to die meanwhile,
-// every fd of the frame would die in its socket buffer. Small frames keep the fds in
-// flight close to what the socket buffer holds; with small blobs a frame still carries
-// all 253 records.
+// Bytes per WAKE frame (unless one record alone is bigger). On a 1.0 session a frame's fds
+// leave parker with its first byte, long before a big frame's last byte: were the owner to
+// die meanwhile, every fd of the frame would die in its socket buffer. Small frames keep
+// the fds in flight close to what the socket buffer holds; with small blobs a frame still
+// carries all 253 records. (On 1.1 sessions parker keeps its copies until ACK anyway.)
 constexpr std::size_t kMaxWakeFrameBytes = 256u << 10;
 // CLOSED records per frame (9 bytes each: far below kMaxFrameBody).
 constexpr std::size_t kClosedPerFrame = 65536;
+// INVENTORY_REPLY frames: at most this many bytes of records (one big blob may exceed it).
+constexpr std::size_t kMaxInventoryFrameBytes = 256u << 10;
 
 ErrorCode error_code_for(protocol::DecodeError e) {
   switch (e) {
@@ -42,15 +48,17 @@ ErrorCode error_code_for(protocol::DecodeError e) {
   }
 }
 
-protocol::MessageType frame_type(const OutgoingMessage& m) {
-  return static_cast<protocol::MessageType>(static_cast<unsigned>(m.bytes[4]) |
-                                            static_cast<unsigned>(m.bytes[5]) << 8);
+OutgoingFrame frame_of(const protocol::Message& message, std::vector<UniqueFd> fds = {}) {
+  OutgoingFrame out;
+  protocol::encode(message, out.bytes);
+  out.fds = std::move(fds);
+  return out;
 }
 
 }  // namespace
 
 ControlSession::ControlSession(Daemon& daemon, UniqueFd fd, PeerCredentials peer, std::uint64_t id)
-    : daemon_(daemon), fd_(std::move(fd)), peer_(peer), id_(id) {}
+    : daemon_(daemon), fd_(std::move(fd)), peer_(peer), id_(id), connected_at_(daemon.now()) {}
 
 ControlSession::~ControlSession() = default;
 
@@ -69,41 +77,93 @@ void ControlSession::on_poll(uv_poll_t* handle, int status, int events) noexcept
   if (self->closed()) return;
   if (status < 0) {
     spdlog::debug("session {}: socket error: {}", self->id_, uv_strerror(status));
-    self->close();
+    self->close(Ending::peer_gone);
     return;
   }
   if ((events & UV_WRITABLE) != 0) self->pump();
   if ((events & UV_READABLE) != 0 && !self->closed()) self->read_input();
 }
 
+bool ControlSession::room_to_read() const noexcept { return daemon_.capacity().room_to_read(); }
+
 void ControlSession::read_input() {
+  Capacity& capacity = daemon_.capacity();
+  auto sync_reader_fds = [&] {
+    std::size_t now = reader_.queued_fds();
+    capacity.reader_fds_changed(reader_fds_, now);
+    reader_fds_ = now;
+  };
   for (int round = 0; round < kReadsPerEvent && !closed() && !input_paused(); ++round) {
+    if (!room_to_read()) {
+      // Not one more fd into a full table: the kernel would truncate and lose them. They
+      // wait in the peer's socket until fds leave parker (resume_input).
+      if (!paused_for_room_) {
+        spdlog::debug("session {}: paused: {} descriptor slots free", id_, capacity.free_slots());
+        paused_for_room_ = true;
+        daemon_.paused_for_room(*this);
+      }
+      break;
+    }
     Error e = reader_.read_from(fd_.get());
+    sync_reader_fds();
     if (e.is(EAGAIN)) break;
     if (e.is(kErrControlTruncated)) {
+      ++daemon_.counters().truncated_total;
+      spdlog::warn("session {} (pid {}): fds truncated in transit (MSG_CTRUNC) and lost by the kernel: fd limit {}, "
+                   "{} client fds held, {} in readers, {} sessions, {} free slots",
+                   id_, peer_.pid, capacity.fd_limit(), capacity.client_fds(), capacity.reader_fds(),
+                   capacity.sessions(), capacity.free_slots());
       fail(ErrorCode::fd_mismatch, "fds were truncated in transit (MSG_CTRUNC)");
       return;
     }
     if (e.failed()) {
       spdlog::debug("session {}: peer gone: {}", id_, describe(e));
-      close();
+      close(Ending::peer_gone);
       return;
     }
     while (auto frame = reader_.next()) {
+      sync_reader_fds();
       handle(*frame);
       if (closed()) return;
     }
+    sync_reader_fds();
     if (reader_.error() != protocol::DecodeError::none) {
       fail(error_code_for(reader_.error()),
            fmt::format("malformed frame: {}", protocol::to_string(reader_.error())));
       return;
     }
   }
+  confirm_parks();
   update_poll();
 }
 
+void ControlSession::resume_input() {
+  if (!paused_for_room_ || closed()) return;
+  paused_for_room_ = false;
+  read_input();
+}
+
 void ControlSession::handle(protocol::Frame& frame) {
+  MessageType type = protocol::type_of(frame.message);
+  if (protocol::is_minor_1(type) && !require_minor_1(type)) return;
   std::visit([&](auto& message) { on_message(message, frame.fds); }, frame.message);
+}
+
+bool ControlSession::require_minor_1(MessageType type) {
+  if (minor_ >= protocol::kMinorExactlyOnce) return true;
+  fail(ErrorCode::bad_frame, fmt::format("{} is a protocol 1.1 message; this session speaks 1.{}",
+                                         protocol::to_string(type), minor_));
+  return false;
+}
+
+bool ControlSession::require_owner(std::string_view what) {
+  if (state_ == State::owner) return true;
+  if (state_ == State::awaiting_hello) {
+    fail(ErrorCode::hello_required, "the first message must be HELLO");
+  } else {
+    send_error(ErrorCode::not_owner, false, 0, fmt::format("an observer session cannot {}", what));
+  }
+  return false;
 }
 
 template <class Other>
@@ -126,14 +186,17 @@ void ControlSession::on_message(protocol::Hello& m, std::vector<UniqueFd>& /*fds
                                              protocol::kVersionMinor, m.major, m.minor));
     return;
   }
+  minor_ = std::min(m.minor, protocol::kVersionMinor);
+  out_.set_keep_woken(minor_ >= protocol::kMinorExactlyOnce);
   protocol::Welcome welcome;
+  welcome.minor = minor_;
   welcome.max_blob = daemon_.config().max_blob;
   welcome.max_parked_per_owner = daemon_.config().max_parked_per_owner;
   welcome.session_id = id_;
   if (m.pool.empty()) {
     state_ = State::observer;
     send(welcome);
-    spdlog::debug("session {}: observer (uid {})", id_, peer_.uid);
+    spdlog::debug("session {}: observer (uid {}, protocol 1.{})", id_, peer_.uid, minor_);
     return;
   }
   if (!protocol::valid_pool_name(m.pool)) {
@@ -153,9 +216,10 @@ void ControlSession::on_message(protocol::Hello& m, std::vector<UniqueFd>& /*fds
   welcome.credit = credit_;
   welcome.parked_in_pool = static_cast<std::uint32_t>(pool->parked());
   send(welcome);
-  spdlog::debug("session {}: owner of pool '{}' (uid {}, pid {}), credit {}", id_, m.pool, peer_.uid, peer_.pid,
-                credit_);
+  spdlog::debug("session {}: owner of pool '{}' (uid {}, pid {}, protocol 1.{}), credit {}", id_, m.pool, peer_.uid,
+                peer_.pid, minor_, credit_);
   pool->attach(*this);  // held wakes and CLOSED records follow the WELCOME
+  if (credit_ < daemon_.credit_window()) daemon_.credit_changed();  // perhaps reclaim for it
 }
 
 void ControlSession::reject_all(protocol::Park& m, std::vector<UniqueFd>& fds, RejectReason reason) {
@@ -187,12 +251,16 @@ void ControlSession::on_message(protocol::Park& m, std::vector<UniqueFd>& fds) {
   protocol::Rejected rejected;
   std::vector<UniqueFd> returned;
   for (std::size_t i = 0; i < n; ++i) {
+    std::uint64_t seq = ++parks_handled_;
     std::optional<RejectReason> reason;
     if (i >= credited) {
       reason = RejectReason::no_credit;
-    } else if (finishing_) {
+    } else if (finishing_ || leaving_) {
       reason = RejectReason::shutting_down;
     } else {
+      // The owner may park again a connection whose WAKE it has not acknowledged yet: it
+      // holds it, so parker's old copy is no longer needed (and must not be handed out).
+      if (!unacked_ids_.empty()) release_unacked_id(m.records[i].id);
       reason = pool_->park(m.records[i], fds[i]);
     }
     if (reason) {
@@ -201,27 +269,32 @@ void ControlSession::on_message(protocol::Park& m, std::vector<UniqueFd>& fds) {
       daemon_.counters().count(*reason);
     } else {
       ++daemon_.counters().parks_total;
+      if (minor_ >= protocol::kMinorExactlyOnce) provisional_.emplace_back(seq, m.records[i].id);
     }
   }
   if (!rejected.records.empty()) send(rejected, std::move(returned));
   daemon_.credit_changed();
 }
 
+// 1.1: one PARKED per batch of frames read, after their REJECTED frames.
+void ControlSession::confirm_parks() {
+  if (minor_ < protocol::kMinorExactlyOnce || parks_handled_ == parks_confirm_sent_ || closed()) return;
+  parks_confirm_sent_ = parks_handled_;
+  OutgoingFrame out = frame_of(protocol::Parked{parks_handled_});
+  out.confirms_parks = parks_handled_;
+  out_.push(std::move(out));
+  daemon_.mark_dirty(*this);
+}
+
 void ControlSession::on_message(protocol::Recall& m, std::vector<UniqueFd>& /*fds*/) {
-  if (state_ != State::owner) {
-    if (state_ == State::awaiting_hello) return fail(ErrorCode::hello_required, "the first message must be HELLO");
-    return send_error(ErrorCode::not_owner, false, 0, "an observer session cannot recall");
-  }
+  if (!require_owner("recall")) return;
   for (auto id : m.ids) {
     if (!pool_->recall(id)) send_error(ErrorCode::unknown_id, false, id, "not parked");
   }
 }
 
 void ControlSession::on_message(protocol::Drop& m, std::vector<UniqueFd>& /*fds*/) {
-  if (state_ != State::owner) {
-    if (state_ == State::awaiting_hello) return fail(ErrorCode::hello_required, "the first message must be HELLO");
-    return send_error(ErrorCode::not_owner, false, 0, "an observer session cannot drop");
-  }
+  if (!require_owner("drop")) return;
   for (auto id : m.ids) {
     if (pool_->drop(id)) {
       queue_closed({id, protocol::CloseReason::dropped});
@@ -241,13 +314,124 @@ void ControlSession::on_message(protocol::ListRequest& /*m*/, std::vector<Unique
   send(protocol::ListReply{daemon_.list_text()});
 }
 
+// ---- 1.1: acknowledgements, inventory, leaving, credit reclaim --------------------------
+
+void ControlSession::on_message(protocol::Ack& m, std::vector<UniqueFd>& /*fds*/) {
+  if (!require_owner("acknowledge")) return;
+  std::uint64_t written = first_unacked_seq_ - 1 + unacked_.size();
+  if (m.wakes > written) {
+    fail(ErrorCode::bad_frame, fmt::format("ACK of {} wakes; only {} were sent", m.wakes, written));
+    return;
+  }
+  release_acked(m.wakes);
+}
+
+void ControlSession::release_acked(std::uint64_t upto) {
+  std::size_t released = 0;
+  while (!unacked_.empty() && first_unacked_seq_ <= upto) {
+    Unacked& u = unacked_.front();
+    if (!u.released) {
+      unacked_ids_.erase(u.item.record.id);
+      if (u.item.fd) {
+        u.item.fd.reset();
+        ++released;
+      }
+    }
+    unacked_.pop_front();
+    ++first_unacked_seq_;
+  }
+  if (released != 0) daemon_.fds_released(released);
+}
+
+void ControlSession::release_unacked_id(std::uint64_t id) {
+  auto it = unacked_ids_.find(id);
+  if (it == unacked_ids_.end()) return;
+  Unacked& u = unacked_[it->second - first_unacked_seq_];
+  unacked_ids_.erase(it);
+  u.released = true;
+  if (u.item.fd) {
+    u.item.fd.reset();
+    daemon_.fds_released(1);
+  }
+}
+
+void ControlSession::on_message(protocol::InventoryRequest& /*m*/, std::vector<UniqueFd>& /*fds*/) {
+  if (!require_owner("ask for an inventory")) return;
+  // Ids now; records as the output drains (a pool may hold 100k+ records with blobs). One
+  // parked later is not in it — it was parked by a session of this pool, which knows it.
+  inventory_ = pool_->parked_ids();
+  inventory_next_ = 0;
+  inventory_active_ = true;
+  daemon_.mark_dirty(*this);
+}
+
+void ControlSession::encode_inventory() {
+  while (inventory_active_ && out_.queued_bytes() < kOutputHighWater) {
+    protocol::InventoryReply reply;
+    std::size_t bytes = 0;
+    while (inventory_next_ < inventory_.size() && bytes < kMaxInventoryFrameBytes) {
+      if (auto record = pool_->inventory_record(inventory_[inventory_next_])) {
+        bytes += protocol::encoded_size(*record);
+        reply.records.push_back(std::move(*record));
+      }
+      ++inventory_next_;
+    }
+    reply.last = inventory_next_ == inventory_.size();
+    out_.push(frame_of(reply));
+    if (reply.last) {
+      inventory_active_ = false;
+      std::vector<std::uint64_t>().swap(inventory_);
+    }
+  }
+}
+
+void ControlSession::on_message(protocol::Goodbye& /*m*/, std::vector<UniqueFd>& /*fds*/) {
+  if (!require_owner("say goodbye")) return;
+  if (leaving_) return;
+  leaving_ = true;
+  spdlog::debug("session {}: owner leaving", id_);
+  // No more wakes for it; what it was not sent yet goes to another session of the pool (or
+  // is held for the next one). What it was sent it acknowledges or leaves to parker.
+  Pool* pool = pool_;
+  pool->detach(*this);
+  for (WakeItem& item : out_.take_wakes(false)) pool->deliver(std::move(item));
+  while (!pending_wakes_.empty()) {
+    pool->deliver(std::move(pending_wakes_.front()));
+    pending_wakes_.pop_front();
+  }
+  for (auto& record : pending_closed_) pool->deliver(record);
+  pending_closed_.clear();
+  if (credit_ != 0) {
+    daemon_.capacity().return_credit(credit_);
+    credit_ = 0;
+    daemon_.credit_changed();
+  }
+  confirm_parks();
+  send(protocol::Goodbye{});
+}
+
+void ControlSession::reclaim_credit_above(std::uint32_t keep) {
+  if (state_ != State::owner || minor_ < protocol::kMinorExactlyOnce || reclaim_pending_ || leaving_ ||
+      credit_ <= keep) {
+    return;
+  }
+  reclaim_pending_ = true;
+  send(protocol::Reclaim{credit_ - keep});
+}
+
+void ControlSession::on_message(protocol::CreditReturn& m, std::vector<UniqueFd>& /*fds*/) {
+  if (!require_owner("return credit")) return;
+  reclaim_pending_ = false;
+  std::uint32_t n = std::min(m.returned, credit_);
+  credit_ -= n;
+  daemon_.capacity().return_credit(n);
+  daemon_.credit_changed();
+}
+
 // ---- output --------------------------------------------------------------------------------
 
 void ControlSession::send(const protocol::Message& message, std::vector<UniqueFd> fds) {
-  OutgoingMessage out;
-  protocol::encode(message, out.bytes);
-  out.fds = std::move(fds);
-  out_.push(std::move(out));
+  out_.push(frame_of(message, std::move(fds)));
   daemon_.mark_dirty(*this);
 }
 
@@ -267,7 +451,7 @@ void ControlSession::queue_closed(protocol::CloseRecord record) {
 }
 
 void ControlSession::top_up_credit() {
-  if (state_ != State::owner || finishing_) return;
+  if (state_ != State::owner || finishing_ || leaving_) return;
   std::uint32_t window = daemon_.credit_window();
   if (credit_ >= window) return;
   std::uint32_t deficit = window - credit_;
@@ -283,7 +467,7 @@ void ControlSession::encode_pending() {
   // single record with a huge blob).
   while (!pending_wakes_.empty() && out_.queued_bytes() < kOutputHighWater) {
     protocol::Wake wake;
-    OutgoingMessage out;
+    OutgoingFrame out;
     std::size_t body = 2;
     while (!pending_wakes_.empty() && wake.records.size() < protocol::kMaxRecordsPerFrame) {
       WakeItem& item = pending_wakes_.front();
@@ -295,6 +479,7 @@ void ControlSession::encode_pending() {
       pending_wakes_.pop_front();
     }
     protocol::encode(wake, out.bytes);
+    out.wakes = std::move(wake.records);  // kept with their fds until written (and acked)
     out_.push(std::move(out));
   }
   for (std::size_t at = 0; at < pending_closed_.size(); at += kClosedPerFrame) {
@@ -302,11 +487,23 @@ void ControlSession::encode_pending() {
     protocol::Closed closed;
     closed.records.assign(pending_closed_.begin() + static_cast<std::ptrdiff_t>(at),
                           pending_closed_.begin() + static_cast<std::ptrdiff_t>(end));
-    OutgoingMessage out;
-    protocol::encode(closed, out.bytes);
-    out_.push(std::move(out));
+    out_.push(frame_of(closed));
   }
   pending_closed_.clear();
+  encode_inventory();
+}
+
+void ControlSession::take_flush_result(OutputQueue::FlushResult& result) {
+  if (result.fds_released != 0) daemon_.fds_released(result.fds_released);
+  for (WakeItem& item : result.written_wakes) {
+    std::uint64_t seq = first_unacked_seq_ + unacked_.size();
+    unacked_ids_[item.record.id] = seq;
+    unacked_.push_back(Unacked{std::move(item), false});
+  }
+  if (result.parks_confirmed > parks_confirm_written_) {
+    parks_confirm_written_ = result.parks_confirmed;
+    while (!provisional_.empty() && provisional_.front().first <= parks_confirm_written_) provisional_.pop_front();
+  }
 }
 
 void ControlSession::pump() {
@@ -318,17 +515,20 @@ void ControlSession::pump() {
       goodbye_queued_ = true;
     }
     auto result = out_.flush(fd_.get());
-    if (result.fds_sent != 0) daemon_.fds_released(result.fds_sent);
+    take_flush_result(result);
     if (result.error.is(EAGAIN)) break;
     if (result.error.failed()) {
       spdlog::debug("session {}: write failed: {}", id_, describe(result.error));
-      close();
+      // The peer is gone, but what it wrote before may still wait in our socket: PARK
+      // frames whose fds it closed, trusting us to take them.
+      if (!paused_for_room_) read_input();
+      close(Ending::peer_gone);
       return;
     }
-    if (pending_wakes_.empty()) break;  // everything went
+    if (pending_wakes_.empty() && !inventory_active_) break;  // everything went
   }
   if (finishing_ && goodbye_queued_ && out_.empty()) {
-    close();
+    close(Ending::by_parker);
     return;
   }
   update_poll();
@@ -336,12 +536,14 @@ void ControlSession::pump() {
 
 // ---- lifecycle -----------------------------------------------------------------------------
 
-bool ControlSession::input_paused() const noexcept { return out_.queued_bytes() >= kOutputHighWater; }
+bool ControlSession::input_paused() const noexcept {
+  return out_.queued_bytes() >= kOutputHighWater || out_.queued_returned_fds() >= kReturnedFdsHighWater;
+}
 
 void ControlSession::update_poll() {
   if (closed() || !started_) return;
   int events = 0;
-  if (!input_paused()) events |= UV_READABLE;
+  if (!input_paused() && !paused_for_room_) events |= UV_READABLE;
   if (!out_.empty()) events |= UV_WRITABLE;
   if (events == poll_events_) return;
   poll_events_ = events;
@@ -365,31 +567,52 @@ void ControlSession::fail(ErrorCode code, std::string text) {
   } else {
     spdlog::debug("session {}: closing: {}: {}", id_, protocol::to_string(code), text);
   }
-  rescue_wakes();
+  confirm_parks();
   send_error(code, true, 0, std::move(text));
   auto result = out_.flush(fd_.get());  // best effort: the peer may not be reading
-  if (result.fds_sent != 0) daemon_.fds_released(result.fds_sent);
-  close();
+  take_flush_result(result);
+  close(Ending::by_parker);
 }
 
-void ControlSession::rescue_wakes() {
-  if (pool_ == nullptr) return;
+// Everything in flight to this session goes where exactly-once puts it (PROTOCOL.md, 1.1):
+//   pending wakes (never encoded) and wakes in frames not written whole: back to the pool;
+//   wakes written whole, not acknowledged: the owner's if parker ended the session (it reads
+//     every whole frame before the end of the stream), else parker's: back to the pool;
+//   parks accepted but not confirmed: if parker ended the session, the owner keeps its own
+//     copy and gets them back as not sent, so parker lets go of them.
+void ControlSession::leave_pool(Ending ending) {
   Pool* pool = pool_;
-  pool->detach(*this);  // so the wakes cannot come back here
-  pool_ = nullptr;
-  std::vector<OutgoingMessage> unsent = out_.take_unsent();
-  for (auto& m : unsent) {
-    if (frame_type(m) != protocol::MessageType::wake) {
-      out_.push(std::move(m));  // replies stay, in order, for a last flush
-      continue;
-    }
-    auto decoded = protocol::decode(m.bytes, m.fds.size());
-    auto* wake = std::get_if<protocol::Wake>(&decoded.message);
-    if (decoded.status != protocol::DecodeStatus::ok || wake == nullptr) continue;  // cannot happen: we encoded it
-    for (std::size_t i = 0; i < wake->records.size(); ++i) {
-      pool->deliver(WakeItem{std::move(wake->records[i]), std::move(m.fds[i])});
+  bool v11 = minor_ >= protocol::kMinorExactlyOnce;
+  if (pool != nullptr) {
+    pool->detach(*this);  // so the wakes cannot come back here
+    pool_ = nullptr;
+  }
+  std::vector<WakeItem> back = out_.take_wakes(v11);
+  std::size_t released = 0;
+  for (Unacked& u : unacked_) {
+    if (u.released || !u.item.fd) continue;
+    if (ending == Ending::peer_gone && pool != nullptr) {
+      back.push_back(std::move(u.item));
+    } else {
+      u.item.fd.reset();
+      ++released;
     }
   }
+  unacked_.clear();
+  unacked_ids_.clear();
+  if (ending == Ending::by_parker && pool != nullptr) {
+    for (const auto& [seq, id] : provisional_) released += pool->let_go_unconfirmed(id) ? 1 : 0;
+  }
+  provisional_.clear();
+  if (released != 0) daemon_.fds_released(released);
+  if (pool == nullptr) {
+    for (WakeItem& item : back) {
+      item.fd.reset();
+      daemon_.fds_released(1);
+    }
+    return;
+  }
+  for (WakeItem& item : back) pool->deliver(std::move(item));
   while (!pending_wakes_.empty()) {
     pool->deliver(std::move(pending_wakes_.front()));
     pending_wakes_.pop_front();
@@ -398,9 +621,9 @@ void ControlSession::rescue_wakes() {
   pending_closed_.clear();
 }
 
-void ControlSession::close() {
+void ControlSession::close(Ending ending) {
   if (closed()) return;
-  rescue_wakes();
+  leave_pool(ending);
   bool was_owner = state_ == State::owner;
   state_ = State::closed;
   if (credit_ != 0) {
@@ -413,6 +636,10 @@ void ControlSession::close() {
     daemon_.fds_released(dropped);
     for (std::size_t i = 0; i < dropped; ++i) daemon_.counters().count(protocol::CloseReason::owner_gone);
   }
+  // Fds of a frame that will never complete.
+  reader_ = protocol::FrameReader{};
+  daemon_.capacity().reader_fds_changed(reader_fds_, 0);
+  reader_fds_ = 0;
   daemon_.session_closing(*this, was_owner);
   spdlog::debug("session {}: closed", id_);
   if (started_) {

@@ -18,6 +18,8 @@
 #include <cstdint>
 #include <deque>
 #include <string>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "output_queue.hpp"
@@ -46,31 +48,56 @@ class ControlSession {
   [[nodiscard]] const PeerCredentials& peer() const noexcept { return peer_; }
   [[nodiscard]] bool is_owner() const noexcept { return state_ == State::owner; }
   [[nodiscard]] bool is_observer() const noexcept { return state_ == State::observer; }
+  [[nodiscard]] bool awaiting_hello() const noexcept { return state_ == State::awaiting_hello; }
   [[nodiscard]] bool closed() const noexcept { return state_ == State::closed; }
+  [[nodiscard]] std::uint16_t minor() const noexcept { return minor_; }
+  [[nodiscard]] std::uint64_t connected_at() const noexcept { return connected_at_; }
   // How much is waiting to go to this peer: wakes pending plus fds queued.
   [[nodiscard]] std::size_t load() const noexcept { return pending_wakes_.size() + out_.queued_fds(); }
+  [[nodiscard]] std::uint32_t credit() const noexcept { return credit_; }
+  // An owner that may still park (not leaving, parker not stopping).
+  [[nodiscard]] bool wants_credit() const noexcept { return state_ == State::owner && !leaving_ && !finishing_; }
+  [[nodiscard]] std::size_t unacked_wakes() const noexcept { return unacked_.size(); }
 
   void queue_wake(WakeItem item);
   void queue_closed(protocol::CloseRecord record);
   // Grants more park credit when the session is short of it and parker has room.
   void top_up_credit();
+  // Asks a 1.1 owner holding more than `keep` credit to give the rest back (RECLAIM).
+  void reclaim_credit_above(std::uint32_t keep);
   // Encodes pending records and writes what the socket takes.
   void pump();
+  // Resumes reading after parker ran short of descriptor room (see read_input).
+  void resume_input();
   // Shutdown: deliver what is queued, then a fatal ERROR shutting_down, then close.
   void finish();
-  // Sends a fatal ERROR (best effort) and closes.
+  // Sends a fatal ERROR (best effort) and closes: parker ends the session.
   void fail(protocol::ErrorCode code, std::string text);
-  // Closes now. Wakes not yet sent go back to the pool. Idempotent.
-  void close();
+  // Closes now because the peer went away (or its socket failed). Wakes it may not have
+  // adopted go back to the pool. Idempotent.
+  void close() { close(Ending::peer_gone); }
 
   bool dirty = false;  // in Daemon::dirty_
 
  private:
   enum class State { awaiting_hello, owner, observer, closed };
+  // Who ended the session decides who owns what was in flight (docs/PROTOCOL.md, 1.1):
+  // the peer (it died, or closed): everything it has not acknowledged is still parker's;
+  // parker (fatal error, shutdown): whole frames already written are the owner's.
+  enum class Ending { peer_gone, by_parker };
+
+  // A WAKE record whose frame was written whole on a 1.1 session: parker keeps its copy of
+  // the fd until the owner acknowledges it.
+  struct Unacked {
+    WakeItem item;
+    bool released = false;  // re-parked by the owner before its ACK: already let go
+  };
 
   static void on_poll(uv_poll_t* handle, int status, int events) noexcept;
   static void on_closed(uv_handle_t* handle) noexcept;
+  void close(Ending ending);
   void read_input();
+  [[nodiscard]] bool room_to_read() const noexcept;
   void handle(protocol::Frame& frame);
   void on_message(protocol::Hello& m, std::vector<UniqueFd>& fds);
   void on_message(protocol::Park& m, std::vector<UniqueFd>& fds);
@@ -78,14 +105,25 @@ class ControlSession {
   void on_message(protocol::Drop& m, std::vector<UniqueFd>& fds);
   void on_message(protocol::StatsRequest& m, std::vector<UniqueFd>& fds);
   void on_message(protocol::ListRequest& m, std::vector<UniqueFd>& fds);
+  void on_message(protocol::Ack& m, std::vector<UniqueFd>& fds);
+  void on_message(protocol::InventoryRequest& m, std::vector<UniqueFd>& fds);
+  void on_message(protocol::Goodbye& m, std::vector<UniqueFd>& fds);
+  void on_message(protocol::CreditReturn& m, std::vector<UniqueFd>& fds);
   template <class Other>
   void on_message(Other& m, std::vector<UniqueFd>& fds);  // not for parker: bad_frame
+  [[nodiscard]] bool require_owner(std::string_view what);
+  [[nodiscard]] bool require_minor_1(protocol::MessageType type);
 
   void reject_all(protocol::Park& m, std::vector<UniqueFd>& fds, protocol::RejectReason reason);
   void send(const protocol::Message& message, std::vector<UniqueFd> fds = {});
   void send_error(protocol::ErrorCode code, bool fatal, std::uint64_t id, std::string text);
+  void confirm_parks();
   void encode_pending();
-  void rescue_wakes();
+  void encode_inventory();
+  void take_flush_result(OutputQueue::FlushResult& result);
+  void release_acked(std::uint64_t upto);
+  void release_unacked_id(std::uint64_t id);
+  void leave_pool(Ending ending);
   void update_poll();
   [[nodiscard]] bool input_paused() const noexcept;
 
@@ -94,15 +132,39 @@ class ControlSession {
   UniqueFd fd_;
   PeerCredentials peer_;
   std::uint64_t id_;
+  std::uint64_t connected_at_ = 0;
   State state_ = State::awaiting_hello;
+  std::uint16_t minor_ = 0;  // the minor version negotiated at HELLO
   Pool* pool_ = nullptr;
   std::uint32_t credit_ = 0;  // park records this peer may still send
+  bool reclaim_pending_ = false;
   protocol::FrameReader reader_;
+  std::size_t reader_fds_ = 0;  // fds in reader_ not yet taken by a frame (counted in Capacity)
   OutputQueue out_;
   std::deque<WakeItem> pending_wakes_;
   std::vector<protocol::CloseRecord> pending_closed_;
+
+  // 1.1: acknowledged wakes. Records are numbered 1, 2, ... in the order their frames are
+  // written; unacked_ holds those written whole and not yet acknowledged, oldest first.
+  std::deque<Unacked> unacked_;
+  std::uint64_t first_unacked_seq_ = 1;  // seq of unacked_.front()
+  std::unordered_map<std::uint64_t, std::uint64_t> unacked_ids_;  // id -> seq
+
+  // 1.1: confirmed parks. Park records of this session are numbered in arrival order.
+  std::uint64_t parks_handled_ = 0;    // records handled (parked or REJECTED)
+  std::uint64_t parks_confirm_sent_ = 0;   // the count in the last PARKED queued
+  std::uint64_t parks_confirm_written_ = 0;  // the count in the last PARKED written whole
+  std::deque<std::pair<std::uint64_t, std::uint64_t>> provisional_;  // (seq, id) accepted, not yet confirmed
+
+  // 1.1: INVENTORY in progress: the ids parked when it was asked, sent in bounded frames.
+  std::vector<std::uint64_t> inventory_;
+  std::size_t inventory_next_ = 0;
+  bool inventory_active_ = false;
+
+  bool leaving_ = false;  // the owner said GOODBYE
   int poll_events_ = 0;
   bool started_ = false;
+  bool paused_for_room_ = false;
   bool finishing_ = false;
   bool goodbye_queued_ = false;  // the shutdown ERROR is in out_
 };

@@ -20,7 +20,10 @@ namespace {
 
 constexpr int kAcceptsPerEvent = 64;
 constexpr std::uint32_t kMaxCreditWindow = 2048;
-constexpr std::uint32_t kMinCreditWindow = 253;
+// With many owner sessions the window shrinks to a fair share of the budget, down to this.
+constexpr std::uint32_t kMinCreditWindow = 8;
+// How often peers that never said HELLO are looked for.
+constexpr std::uint64_t kHelloSweepMs = 250;
 
 template <class Handle>
 uv_handle_t* as_handle(Handle* h) {
@@ -71,7 +74,9 @@ Error Daemon::start() {
   uv_timer_init(loop_, &deadline_timer_);
   uv_timer_init(loop_, &grace_timer_);
   uv_timer_init(loop_, &shutdown_timer_);
-  deadline_timer_.data = grace_timer_.data = shutdown_timer_.data = this;
+  uv_timer_init(loop_, &hello_timer_);
+  deadline_timer_.data = grace_timer_.data = shutdown_timer_.data = hello_timer_.data = this;
+  uv_timer_start(&hello_timer_, on_hello_timer, kHelloSweepMs, kHelloSweepMs);
   uv_check_init(loop_, &flush_check_);
   uv_prepare_init(loop_, &flush_prepare_);
   flush_check_.data = this;
@@ -154,6 +159,7 @@ void Daemon::close_handles() {
   handles_open_ = false;
   for (uv_handle_t* h : {as_handle(&sigterm_), as_handle(&sigint_), as_handle(&sighup_),
                          as_handle(&deadline_timer_), as_handle(&grace_timer_), as_handle(&shutdown_timer_),
+                         as_handle(&hello_timer_),
                          as_handle(&flush_check_), as_handle(&flush_prepare_)}) {
     uv_close(h, nullptr);
   }
@@ -186,6 +192,24 @@ void Daemon::on_shutdown_timer(uv_timer_t* handle) noexcept {
   spdlog::warn("shutdown: {} sessions still had output after {} ms; closing them", self->sessions_.size(),
                self->config_.shutdown_flush.count());
   self->stop_now();
+}
+
+void Daemon::on_hello_timer(uv_timer_t* handle) noexcept { static_cast<Daemon*>(handle->data)->drop_silent_peers(); }
+
+// A peer that connects and never says HELLO would keep a descriptor slot (and shrink the
+// budget) for ever.
+void Daemon::drop_silent_peers() {
+  auto timeout = static_cast<std::uint64_t>(config_.hello_timeout.count());
+  std::uint64_t now = uv_now(loop_);
+  std::vector<ControlSession*> silent;
+  for (ControlSession* s : sessions_) {
+    if (s->awaiting_hello() && s->connected_at() + timeout <= now) silent.push_back(s);
+  }
+  for (ControlSession* s : silent) {
+    ++counters_.hello_timeouts_total;
+    spdlog::debug("session {}: no HELLO within {} ms; dropping it", s->id(), timeout);
+    s->fail(protocol::ErrorCode::hello_required, fmt::format("no HELLO within {} ms", timeout));
+  }
 }
 
 void Daemon::schedule_deadline(ParkedSocket& socket) {
@@ -323,6 +347,7 @@ void Daemon::new_session(UniqueFd fd) {
 
 void Daemon::session_closing(ControlSession& session, bool was_owner) {
   sessions_.erase(&session);
+  std::erase(paused_for_room_, &session);
   if (session.dirty) std::erase(dirty_, &session);
   session.dirty = false;
   capacity_.session_closed();
@@ -357,6 +382,23 @@ void Daemon::fds_released(std::size_t n) noexcept {
   credit_dirty_ = true;
 }
 
+void Daemon::paused_for_room(ControlSession& session) {
+  ++counters_.paused_for_room_total;
+  if (paused_for_room_.empty()) {
+    spdlog::warn("out of descriptor room ({} free, fd limit {}): reading owners waits until fds leave parker",
+                 capacity_.free_slots(), capacity_.fd_limit());
+  }
+  paused_for_room_.push_back(&session);
+}
+
+void Daemon::resume_paused_sessions() {
+  while (!paused_for_room_.empty() && capacity_.room_to_read()) {
+    ControlSession* s = paused_for_room_.front();
+    paused_for_room_.erase(paused_for_room_.begin());
+    s->resume_input();
+  }
+}
+
 std::uint32_t Daemon::credit_window() const noexcept {
   std::size_t share = capacity_.budget() / std::max<std::size_t>(owner_sessions_, 1);
   return static_cast<std::uint32_t>(std::clamp<std::size_t>(share, kMinCreditWindow, kMaxCreditWindow));
@@ -376,7 +418,10 @@ void Daemon::on_prepare(uv_prepare_t* handle) noexcept { static_cast<Daemon*>(ha
 void Daemon::flush() {
   // Pumping can close a session, whose wakes then go to another session: a few rounds.
   for (int round = 0; round < 8 && (!dirty_.empty() || credit_dirty_); ++round) {
-    if (credit_dirty_) distribute_credit();
+    if (credit_dirty_) {
+      distribute_credit();
+      resume_paused_sessions();
+    }
     std::vector<ControlSession*> batch;
     batch.swap(dirty_);
     for (ControlSession* s : batch) s->dirty = false;
@@ -395,8 +440,18 @@ void Daemon::flush() {
 
 void Daemon::distribute_credit() {
   credit_dirty_ = false;
-  if (capacity_.available() == 0) return;
-  for (ControlSession* s : sessions_) s->top_up_credit();
+  if (capacity_.available() != 0) {
+    for (ControlSession* s : sessions_) s->top_up_credit();
+  }
+  // Fairness: a session short of its share while others sit on more than theirs gets what
+  // 1.1 owners give back (RECLAIM / CREDIT_RETURN; 1.0 owners keep what they were granted).
+  std::uint32_t share = credit_window();
+  bool someone_short = false;
+  for (ControlSession* s : sessions_) {
+    if (s->wants_credit() && s->credit() + kMinCreditWindow <= share / 2) someone_short = true;
+  }
+  if (!someone_short) return;
+  for (ControlSession* s : sessions_) s->reclaim_credit_above(share);
 }
 
 // ---- stats ---------------------------------------------------------------------------------
@@ -412,6 +467,7 @@ std::string Daemon::stats_text() const {
   g.fd_budget = capacity_.budget();
   g.client_fds = capacity_.client_fds();
   g.credit_outstanding = capacity_.credit();
+  for (ControlSession* s : sessions_) g.unacked_wakes += s->unacked_wakes();
   return render_prometheus(counters_, g);
 }
 

@@ -81,6 +81,10 @@ class Daemon {
   void credit_changed() noexcept { credit_dirty_ = true; }
   void mark_dirty(ControlSession& session);
   void session_became_owner() noexcept { ++owner_sessions_; }
+  // Its input stopped because parker lacks room for a frame's fds: resumed when room returns.
+  void paused_for_room(ControlSession& session);
+  // Test seam (and the listener's path): a connected peer becomes a session.
+  void adopt_peer(UniqueFd fd) { new_session(std::move(fd)); }
   // A session is closing: it leaves every list (memory freed by its close callback).
   void session_closing(ControlSession& session, bool was_owner);
 
@@ -94,6 +98,7 @@ class Daemon {
   static void on_deadline_timer(uv_timer_t* handle) noexcept;
   static void on_grace_timer(uv_timer_t* handle) noexcept;
   static void on_shutdown_timer(uv_timer_t* handle) noexcept;
+  static void on_hello_timer(uv_timer_t* handle) noexcept;
   static void on_flush(uv_check_t* handle) noexcept;
   static void on_prepare(uv_prepare_t* handle) noexcept;
 
@@ -103,6 +108,8 @@ class Daemon {
   [[nodiscard]] bool peer_allowed(uid_t uid, gid_t gid) const;
   void flush();
   void distribute_credit();
+  void resume_paused_sessions();
+  void drop_silent_peers();
   void rearm_deadline_timer();
   void expire_deadlines();
   void sweep_held();
@@ -122,7 +129,7 @@ class Daemon {
   uv_poll_t listener_{};
   SocketWatcher watcher_;  // every parked socket, in one kernel readiness set
   uv_signal_t sigterm_{}, sigint_{}, sighup_{};
-  uv_timer_t deadline_timer_{}, grace_timer_{}, shutdown_timer_{};
+  uv_timer_t deadline_timer_{}, grace_timer_{}, shutdown_timer_{}, hello_timer_{};
   uv_check_t flush_check_{};
   uv_prepare_t flush_prepare_{};
   bool listening_ = false;
@@ -134,6 +141,7 @@ class Daemon {
   std::vector<std::string> idle_candidates_;
   std::unordered_set<ControlSession*> sessions_;  // live; closing ones have left
   std::vector<ControlSession*> dirty_;
+  std::vector<ControlSession*> paused_for_room_;  // live sessions waiting for descriptor room
   std::uint64_t next_session_id_ = 1;
   std::size_t owner_sessions_ = 0;
 

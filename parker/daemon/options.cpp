@@ -76,6 +76,11 @@ ParseOutcome parse_options(int argc, char** argv) {
                  "Seconds wakes wait for a pool with no connected owner before they are closed")
       ->default_str("60")
       ->check(CLI::Range(0.0, 365.0 * 24 * 3600));
+  double hello_seconds = 5;
+  app.add_option("--hello-timeout", hello_seconds,
+                 "Seconds a new peer has to say HELLO before parker drops it (it holds a descriptor slot)")
+      ->default_str("5")
+      ->check(CLI::Range(0.01, 3600.0));
   app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error, critical or off")
       ->default_str("info")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
@@ -88,6 +93,7 @@ ParseOutcome parse_options(int argc, char** argv) {
   }
   (void)parse_mode(mode_text, o.config.socket_mode);
   o.config.owner_grace = std::chrono::milliseconds(static_cast<long long>(grace_seconds * 1000.0));
+  o.config.hello_timeout = std::chrono::milliseconds(static_cast<long long>(hello_seconds * 1000.0));
   if (o.config.socket_path.empty()) o.config.socket_path = default_socket_path();
   return {std::move(o), 0};
 }

@@ -22,6 +22,7 @@ struct Config {
   std::uint32_t max_blob = 64 * 1024;
   std::chrono::milliseconds owner_grace{60'000};
   std::chrono::milliseconds shutdown_flush{2'000};  // how long TERM waits for owners to read
+  std::chrono::milliseconds hello_timeout{5'000};   // a peer silent this long after connecting is dropped
   bool handle_signals = true;            // off for in-process tests
 };
 

@@ -2,48 +2,87 @@
 
 #include <algorithm>
 
+#include "parker/fd_passing.hpp"
+
 namespace parker::daemon {
 
-void OutputQueue::push(OutgoingMessage message) {
-  shapes_.push_back({message.bytes.size(), static_cast<std::uint32_t>(message.fds.size())});
-  queued_fds_ += message.fds.size();
-  queue_.push(std::move(message));
+void OutputQueue::push(OutgoingFrame frame) {
+  queued_bytes_ += frame.bytes.size();
+  queued_fds_ += frame.fds.size();
+  if (frame.wakes.empty()) queued_returned_fds_ += frame.fds.size();
+  frames_.push_back(std::move(frame));
 }
 
 OutputQueue::FlushResult OutputQueue::flush(int socket) {
-  std::size_t before = queue_.queued_bytes();
-  Error e = queue_.flush(socket);
-  std::size_t sent = before - queue_.queued_bytes();
-  FlushResult result{e, 0};
-  while (sent > 0 && !shapes_.empty()) {
-    Shape& front = shapes_.front();
-    if (front_sent_ == 0) result.fds_sent += front.fds;  // they rode on the first byte
-    std::size_t take = std::min(sent, front.bytes - front_sent_);
-    front_sent_ += take;
-    sent -= take;
-    if (front_sent_ == front.bytes) {
-      shapes_.pop_front();
-      front_sent_ = 0;
+  FlushResult result;
+  std::vector<int> raw;
+  while (!frames_.empty()) {
+    OutgoingFrame& front = frames_.front();
+    std::span<const std::byte> rest(front.bytes.data() + front_sent_, front.bytes.size() - front_sent_);
+    raw.clear();
+    if (front_sent_ == 0) {
+      for (const auto& fd : front.fds) raw.push_back(fd.get());
     }
+    auto sent = send_with_fds(socket, rest, raw);
+    if (!sent.ok()) {
+      result.error = sent.error;
+      return result;
+    }
+    if (front_sent_ == 0 && !owns_fds_of_started(front)) {
+      // Delivered with the first byte: the peer has its copies, ours close.
+      result.fds_released += front.fds.size();
+      queued_fds_ -= front.fds.size();
+      if (front.wakes.empty()) queued_returned_fds_ -= front.fds.size();
+      front.fds.clear();
+    }
+    front_sent_ += sent.value;
+    queued_bytes_ -= sent.value;
+    if (front_sent_ < front.bytes.size()) {
+      result.error = Error{EAGAIN};  // short write: the socket is full
+      return result;
+    }
+    if (owns_fds_of_started(front)) {
+      queued_fds_ -= front.fds.size();
+      for (std::size_t i = 0; i < front.fds.size(); ++i) {
+        result.written_wakes.push_back(WakeItem{std::move(front.wakes[i]), std::move(front.fds[i])});
+      }
+    }
+    if (front.confirms_parks != 0) result.parks_confirmed = std::max(result.parks_confirmed, front.confirms_parks);
+    frames_.pop_front();
+    front_sent_ = 0;
   }
-  queued_fds_ -= result.fds_sent;
   return result;
 }
 
-std::vector<OutgoingMessage> OutputQueue::take_unsent() {
-  auto unsent = queue_.take_unsent();
-  std::size_t keep = front_sent_ > 0 ? 1 : 0;
-  shapes_.erase(shapes_.begin() + static_cast<std::ptrdiff_t>(keep), shapes_.end());
-  queued_fds_ = 0;
-  return unsent;
+std::vector<WakeItem> OutputQueue::take_wakes(bool include_started) {
+  std::vector<WakeItem> taken;
+  std::deque<OutgoingFrame> kept;
+  for (std::size_t i = 0; i < frames_.size(); ++i) {
+    OutgoingFrame& f = frames_[i];
+    bool started = i == 0 && front_sent_ > 0;
+    bool ours = !f.wakes.empty() && !f.fds.empty() && (!started || include_started);
+    if (!ours) {
+      kept.push_back(std::move(f));
+      continue;
+    }
+    for (std::size_t k = 0; k < f.fds.size(); ++k) {
+      taken.push_back(WakeItem{std::move(f.wakes[k]), std::move(f.fds[k])});
+    }
+    queued_fds_ -= f.fds.size();
+    queued_bytes_ -= f.bytes.size() - (started ? front_sent_ : 0);
+    if (started) front_sent_ = 0;
+  }
+  frames_.swap(kept);
+  return taken;
 }
 
 std::size_t OutputQueue::clear() noexcept {
   std::size_t closed = queued_fds_;
-  queue_.clear();
-  shapes_.clear();
+  frames_.clear();
   front_sent_ = 0;
+  queued_bytes_ = 0;
   queued_fds_ = 0;
+  queued_returned_fds_ = 0;
   return closed;
 }
 

@@ -1,9 +1,16 @@
-// OutputQueue: a SendQueue that also counts the fds it still owns, so that parker's fd
-// capacity is released exactly when a WAKE or REJECTED frame's fds leave the process.
+// OutputQueue: the frames waiting to go to one peer, each kept as a structured record — its
+// bytes, the fds it carries, and for a WAKE frame the records those fds belong to — until
+// the bytes are written. So a peer's death hands back its unsent wakes as they are (nothing
+// is decoded again), and a protocol 1.1 session keeps parker's copy of every woken fd until
+// the owner acknowledges it.
 //
-// SendQueue delivers a message's fds with its first byte; this wrapper mirrors each queued
-// message's size and fd count and, after each flush, works out from the bytes that went
-// which messages have started (their fds are gone from parker).
+// Ownership of the fds of a frame:
+//   * REJECTED, and WAKE on a 1.0 session: ours until the frame's first byte is sent (the
+//     fds ride on it); then the peer has its own copies and ours are closed.
+//   * WAKE on a 1.1 session (keep_woken): ours until the frame is fully written; then the
+//     records and fds move out through FlushResult::written_wakes (the session keeps them
+//     until ACK). A peer that dies before reading a whole frame cannot have adopted any of
+//     its fds, so a frame not fully written is still wholly ours.
 #pragma once
 
 #include <cstddef>
@@ -11,38 +18,60 @@
 #include <deque>
 #include <vector>
 
-#include "parker/send_queue.hpp"
+#include "parker/error.hpp"
+#include "parker/protocol.hpp"
+#include "parker/unique_fd.hpp"
+#include "wake_item.hpp"
 
 namespace parker::daemon {
 
+struct OutgoingFrame {
+  std::vector<std::byte> bytes;                 // one encoded frame, never empty
+  std::vector<UniqueFd> fds;                    // fds[i] belongs to record i
+  std::vector<protocol::WakeRecord> wakes;      // WAKE frames: the records (else empty)
+  std::uint64_t confirms_parks = 0;             // PARKED frames: the count they confirm
+};
+
 class OutputQueue {
  public:
-  void push(OutgoingMessage message);
+  // keep_woken: the 1.1 rule for WAKE frames (see above).
+  void set_keep_woken(bool keep) noexcept { keep_woken_ = keep; }
+  [[nodiscard]] bool keeps_woken() const noexcept { return keep_woken_; }
+
+  void push(OutgoingFrame frame);
 
   struct FlushResult {
-    Error error;              // ok, EAGAIN (socket full), or the socket's error
-    std::size_t fds_sent = 0; // fds that left parker in this flush
+    Error error;                          // ok, EAGAIN (socket full), or the socket's error
+    std::size_t fds_released = 0;         // fds parker no longer owns (closed here)
+    std::vector<WakeItem> written_wakes;  // keep_woken: WAKE records now whole at the peer
+    std::uint64_t parks_confirmed = 0;    // the highest PARKED count fully written (0: none)
   };
   [[nodiscard]] FlushResult flush(int socket);
 
-  // Messages of which nothing was sent yet, with their fds (see SendQueue::take_unsent).
-  [[nodiscard]] std::vector<OutgoingMessage> take_unsent();
+  // The wakes of frames whose fds are still ours, with those fds, in order; their frames
+  // leave the queue. `include_started`: also a partly written front frame (only when the
+  // connection is being closed — removing it mid-stream would corrupt the byte stream).
+  [[nodiscard]] std::vector<WakeItem> take_wakes(bool include_started);
   // Drops everything still queued; returns how many fds that closed.
   std::size_t clear() noexcept;
 
-  [[nodiscard]] bool empty() const noexcept { return queue_.empty(); }
-  [[nodiscard]] std::size_t queued_bytes() const noexcept { return queue_.queued_bytes(); }
+  [[nodiscard]] bool empty() const noexcept { return frames_.empty(); }
+  [[nodiscard]] std::size_t queued_bytes() const noexcept { return queued_bytes_; }
   [[nodiscard]] std::size_t queued_fds() const noexcept { return queued_fds_; }
+  // Of those, the fds of REJECTED frames (refused parks on their way back).
+  [[nodiscard]] std::size_t queued_returned_fds() const noexcept { return queued_returned_fds_; }
 
  private:
-  struct Shape {
-    std::size_t bytes;
-    std::uint32_t fds;
-  };
-  SendQueue queue_;
-  std::deque<Shape> shapes_;      // one per message in queue_, same order
-  std::size_t front_sent_ = 0;    // bytes of the front message already sent
-  std::size_t queued_fds_ = 0;    // fds of messages not yet started
+  [[nodiscard]] bool owns_fds_of_started(const OutgoingFrame& f) const noexcept {
+    return keep_woken_ && !f.wakes.empty();
+  }
+
+  std::deque<OutgoingFrame> frames_;
+  std::size_t front_sent_ = 0;    // bytes of the front frame already written
+  std::size_t queued_bytes_ = 0;  // bytes not yet written
+  std::size_t queued_fds_ = 0;    // fds still owned by frames in the queue
+  std::size_t queued_returned_fds_ = 0;
+  bool keep_woken_ = false;
 };
 
 }  // namespace parker::daemon

@@ -17,24 +17,23 @@ bool is_listening(int fd) noexcept {
 }  // namespace
 
 void ParkedSocket::set_blob(std::string_view bytes) {
-  delete[] blob;
-  blob = nullptr;
+  blob.reset();
   if (bytes.empty()) return;
   auto size = static_cast<std::uint32_t>(bytes.size());
-  blob = new std::byte[sizeof size + size];
-  std::memcpy(blob, &size, sizeof size);
-  std::memcpy(blob + sizeof size, bytes.data(), size);
+  blob = std::make_unique_for_overwrite<std::byte[]>(sizeof size + size);
+  std::memcpy(blob.get(), &size, sizeof size);
+  std::memcpy(blob.get() + sizeof size, bytes.data(), size);
 }
 
 std::uint32_t ParkedSocket::blob_size() const noexcept {
   std::uint32_t size = 0;
-  if (blob != nullptr) std::memcpy(&size, blob, sizeof size);
+  if (blob) std::memcpy(&size, blob.get(), sizeof size);
   return size;
 }
 
 std::string_view ParkedSocket::blob_view() const noexcept {
-  if (blob == nullptr) return {};
-  return {reinterpret_cast<const char*>(blob + sizeof(std::uint32_t)), blob_size()};
+  if (!blob) return {};
+  return {reinterpret_cast<const char*>(blob.get() + sizeof(std::uint32_t)), blob_size()};
 }
 
 SocketEvent probe_socket(int fd) noexcept {

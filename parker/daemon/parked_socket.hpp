@@ -15,8 +15,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string_view>
 #include <unordered_set>
+
+#include "parker/unique_fd.hpp"
 
 namespace parker::daemon {
 
@@ -31,13 +34,12 @@ struct ParkedSocket {
   std::uint64_t id;
   std::uint64_t deadline : 48 = 0;  // uv_now() milliseconds (ample for 8,000 years); 0 = none
   std::uint64_t flags : 8 = 0;
-  std::byte* blob = nullptr;         // owned: [u32 size][size bytes]; null when empty
+  std::unique_ptr<std::byte[]> blob;  // [u32 size][size bytes]; null when empty
   Pool* pool;
   std::uint32_t index = 0xffffffffu; // position in the deadline heap, or kNotInHeap
-  int fd = -1;
+  UniqueFd fd;                       // the parked client socket
 
   ParkedSocket(std::uint64_t id_, Pool* pool_) noexcept : id(id_), pool(pool_) {}
-  ~ParkedSocket() { delete[] blob; }
   ParkedSocket(const ParkedSocket&) = delete;
   ParkedSocket& operator=(const ParkedSocket&) = delete;
 

@@ -43,13 +43,12 @@ std::optional<RejectReason> Pool::park(const protocol::ParkRecord& record, Uniqu
 
   auto it = parked_.emplace(record.id, this).first;
   ParkedSocket& s = mutable_element(*it);
-  s.fd = fd.get();
+  s.fd = std::move(fd);
   if (daemon_.watcher().add(s).failed()) {
-    s.fd = -1;  // still the caller's
+    fd = std::move(s.fd);  // refused: still the caller's
     parked_.erase(it);
     return RejectReason::watch_failed;
   }
-  s.fd = fd.release();
   s.flags = record.flags & protocol::kKnownParkFlags;
   s.set_blob(record.blob);
   blob_bytes_ += record.blob.size();
@@ -68,6 +67,37 @@ bool Pool::recall(std::uint64_t id) {
   if (it == parked_.end()) return false;
   wake(mutable_element(*it), WakeReason::recalled);
   return true;
+}
+
+bool Pool::let_go_unconfirmed(std::uint64_t id) {
+  auto it = parked_.find(id);
+  if (it == parked_.end()) return false;
+  UniqueFd fd = retire(mutable_element(*it));
+  fd.reset();  // the owner's copy lives on
+  return true;
+}
+
+std::vector<std::uint64_t> Pool::parked_ids() const {
+  std::vector<std::uint64_t> ids;
+  ids.reserve(parked_.size() + held_wakes_.size());
+  for (const ParkedSocket& s : parked_) ids.push_back(s.id);
+  return ids;
+}
+
+std::optional<protocol::InventoryRecord> Pool::inventory_record(std::uint64_t id) const {
+  auto it = parked_.find(id);
+  if (it == parked_.end()) return std::nullopt;
+  protocol::InventoryRecord r;
+  r.id = id;
+  r.state = protocol::InventoryState::parked;
+  r.flags = static_cast<std::uint8_t>(it->flags);
+  if (it->deadline != 0) {
+    std::uint64_t now = daemon_.now();
+    std::uint64_t left = it->deadline > now ? it->deadline - now : 1;
+    r.deadline_left_ms = static_cast<std::uint32_t>(std::clamp<std::uint64_t>(left, 1, UINT32_MAX));
+  }
+  r.blob = it->blob_view();
+  return r;
 }
 
 bool Pool::drop(std::uint64_t id) {
@@ -108,7 +138,7 @@ void Pool::shutdown() {
 // ---- events on parked sockets -----------------------------------------------------------
 
 void Pool::socket_event(ParkedSocket& s, bool error) {
-  SocketEvent event = probe_socket(s.fd);
+  SocketEvent event = probe_socket(s.fd.get());
   // An error condition that a peek does not show would be reported again and again by the
   // level-triggered watcher: settle it now.
   if (event == SocketEvent::spurious) {
@@ -160,8 +190,7 @@ UniqueFd Pool::retire(ParkedSocket& s) {
   // Out of the kernel's readiness set before the fd is closed or handed away: a
   // registration outlives our fd while the owner's copy of the same file stays open.
   daemon_.watcher().remove(s);
-  UniqueFd fd(s.fd);
-  s.fd = -1;
+  UniqueFd fd = std::move(s.fd);
   blob_bytes_ -= s.blob_size();
   daemon_.parked_removed(s.blob_size());
   parked_.erase(parked_.find(s.id));

@@ -54,6 +54,13 @@ class Pool {
   bool recall(std::uint64_t id);
   // DROP: closes the connection. False when `id` is not parked.
   bool drop(std::uint64_t id);
+  // 1.1: parker ended a session before its owner learnt that this park was accepted; the
+  // owner kept its own copy and takes the connection back, so parker's goes (no CLOSED).
+  // False when `id` is no longer parked.
+  bool let_go_unconfirmed(std::uint64_t id);
+  // 1.1 INVENTORY: the ids parked now, and the record of one of them (none if gone since).
+  [[nodiscard]] std::vector<std::uint64_t> parked_ids() const;
+  [[nodiscard]] std::optional<protocol::InventoryRecord> inventory_record(std::uint64_t id) const;
   // The deadline heap says this socket's deadline passed (it is already out of the heap).
   void deadline_passed(ParkedSocket& socket);
   // Shutdown: every parked connection goes back to a live session (WAKE `shutdown`) or,

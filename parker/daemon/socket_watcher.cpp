@@ -110,11 +110,11 @@ void SocketWatcher::close() noexcept {
 }
 
 Error SocketWatcher::add(ParkedSocket& socket) noexcept {
-  if (backend_add(backend_.get(), socket.fd, &socket) != 0) return Error::from_errno();
+  if (backend_add(backend_.get(), socket.fd.get(), &socket) != 0) return Error::from_errno();
   return {};
 }
 
-void SocketWatcher::remove(ParkedSocket& socket) noexcept { backend_remove(backend_.get(), socket.fd); }
+void SocketWatcher::remove(ParkedSocket& socket) noexcept { backend_remove(backend_.get(), socket.fd.get()); }
 
 void SocketWatcher::on_backend_ready(uv_poll_t* handle, int /*status*/, int /*events*/) noexcept {
   static_cast<SocketWatcher*>(handle->data)->drain();

@@ -47,6 +47,8 @@ std::string render_prometheus(const Counters& c, const Gauges& g) {
   value(out, "parker_client_fds", g.client_fds);
   header(out, "parker_credit_outstanding", "gauge", "Park credit granted to owners and not yet used.");
   value(out, "parker_credit_outstanding", g.credit_outstanding);
+  header(out, "parker_unacked_wakes", "gauge", "Woken fds sent to 1.1 owners and not yet acknowledged (still held).");
+  value(out, "parker_unacked_wakes", g.unacked_wakes);
 
   header(out, "parker_parks_total", "counter", "Connections accepted for parking.");
   value(out, "parker_parks_total", c.parks_total);
@@ -64,6 +66,13 @@ std::string render_prometheus(const Counters& c, const Gauges& g) {
   value(out, "parker_refused_peers_total", c.refused_peers_total);
   header(out, "parker_accept_emfile_total", "counter", "Connections shed because parker was out of fds.");
   value(out, "parker_accept_emfile_total", c.accept_emfile_total);
+  header(out, "parker_fds_truncated_total", "counter", "Reads where the kernel truncated fds in transit (MSG_CTRUNC).");
+  value(out, "parker_fds_truncated_total", c.truncated_total);
+  header(out, "parker_hello_timeouts_total", "counter", "Peers dropped for not saying HELLO in time.");
+  value(out, "parker_hello_timeouts_total", c.hello_timeouts_total);
+  header(out, "parker_input_paused_for_room_total", "counter",
+         "Times a session's input waited because parker had no room for a frame's fds.");
+  value(out, "parker_input_paused_for_room_total", c.paused_for_room_total);
   return out;
 }
 

@@ -21,6 +21,9 @@ struct Counters {
   std::uint64_t sessions_total = 0;
   std::uint64_t refused_peers_total = 0;
   std::uint64_t accept_emfile_total = 0;
+  std::uint64_t truncated_total = 0;      // recvmsg reported MSG_CTRUNC (fds lost by the kernel)
+  std::uint64_t hello_timeouts_total = 0; // peers dropped for not saying HELLO in time
+  std::uint64_t paused_for_room_total = 0; // times a session's input waited for descriptor room
 
   void count(protocol::WakeReason r) noexcept { ++wakes[static_cast<std::size_t>(r)]; }
   void count(protocol::CloseReason r) noexcept { ++closed[static_cast<std::size_t>(r)]; }
@@ -39,6 +42,7 @@ struct Gauges {
   std::size_t fd_budget = 0;
   std::size_t client_fds = 0;
   std::size_t credit_outstanding = 0;
+  std::size_t unacked_wakes = 0;  // 1.1: woken fds sent and not yet acknowledged (still held)
 };
 
 [[nodiscard]] std::string render_prometheus(const Counters& counters, const Gauges& gauges);

@@ -48,6 +48,10 @@ void Client::attempt_connection() {
   send_queue_.clear();
   wants_write_ = false;
   credit_ = 0;
+  welcome_ = protocol::Welcome{};
+  welcome_.minor = 0;  // 1.0 rules until parker says otherwise
+  parks_sent_ = wakes_received_ = acknowledged_ = ack_sent_ = 0;
+  inventory_wanted_ = false;
   state_ = State::waiting;
   OutgoingMessage hello;
   protocol::encode(protocol::Hello{protocol::kVersionMajor, protocol::kVersionMinor, pool_}, hello.bytes);
@@ -72,8 +76,9 @@ void Client::fail_attempt(Error why) {
   if (callbacks_.on_disconnected) callbacks_.on_disconnected(why, retry_in);
 }
 
-void Client::disconnect(Error why) {
-  std::vector<RejectedPark> returned = take_unsent_parks();
+void Client::disconnect(Error why, Ending ending) {
+  const bool was_leaving = state_ == State::leaving;
+  std::vector<RejectedPark> returned = take_unsent_parks(ending);
   queued_recalls_.clear();
   queued_drops_.clear();
   if (loop_ != nullptr && socket_) loop_->unwatch(socket_.get());
@@ -88,11 +93,27 @@ void Client::disconnect(Error why) {
   state_ = State::backing_off;
   return_parks(std::move(returned));
   if (state_ == State::idle) return;  // an on_rejected callback called close()
+  if (was_leaving) {
+    end_leaving(why);
+    return;
+  }
   fail_attempt(why);
 }
 
+void Client::end_leaving(Error why) {
+  state_ = State::idle;
+  arm_timer(std::nullopt);
+  if (callbacks_.on_left) callbacks_.on_left(why);
+}
+
 void Client::close() {
-  std::vector<RejectedPark> returned = take_unsent_parks();
+  if (socket_ && exactly_once()) {
+    // Wakes the program adopted must not be handed out again: tell parker (best effort:
+    // an ACK is a few bytes, the socket almost always takes them).
+    encode_ack();
+    write_out();
+  }
+  std::vector<RejectedPark> returned = take_unsent_parks(Ending::by_us);
   queued_recalls_.clear();
   queued_drops_.clear();
   if (socket_) {
@@ -110,14 +131,15 @@ void Client::close() {
 }
 
 void Client::abandon_connection(Error why) {
-  if (socket_) disconnect(why);
+  if (socket_) disconnect(why, Ending::by_us);
 }
 
 void Client::on_timer() {
   timer_deadline_.reset();
   switch (state_) {
     case State::backing_off: attempt_connection(); break;
-    case State::waiting: disconnect(Error{ETIMEDOUT}); break;  // parker accepted but never welcomed us
+    case State::waiting: disconnect(Error{ETIMEDOUT}, Ending::by_us); break;  // accepted, never welcomed
+    case State::leaving: disconnect(Error{ETIMEDOUT}, Ending::by_us); break;  // no GOODBYE in time
     case State::idle:
     case State::ready: break;
   }
@@ -179,6 +201,40 @@ Error Client::drop(std::uint64_t id) {
   return {};
 }
 
+Error Client::acknowledge(std::uint64_t seq) {
+  if (state_ != State::ready && state_ != State::leaving) return Error{ENOTCONN};
+  if (!exactly_once()) return Error{ENOTSUP};
+  if (seq > wakes_received_) return Error{EINVAL};
+  if (seq > acknowledged_) {
+    acknowledged_ = seq;
+    if (loop_ != nullptr) loop_->flush_needed();
+  }
+  return {};
+}
+
+Error Client::request_inventory() {
+  if (Error e = ensure_owner_session(); e.failed()) return e;
+  if (!exactly_once()) return Error{ENOTSUP};
+  inventory_wanted_ = true;
+  if (loop_ != nullptr) loop_->flush_needed();
+  return {};
+}
+
+Error Client::leave() {
+  if (state_ != State::ready) return Error{ENOTCONN};
+  if (!exactly_once()) {
+    flush();
+    close();
+    if (callbacks_.on_left) callbacks_.on_left(Error{});
+    return {};
+  }
+  flush();  // what was queued goes first, so GOODBYE's answer confirms it too
+  state_ = State::leaving;
+  arm_timer(options_.hello_timeout);  // parker answers at once; if not, give up
+  send_now(protocol::Goodbye{});
+  return {};
+}
+
 bool Client::has_queued() const noexcept {
   return !queued_parks_.empty() || !queued_recalls_.empty() || !queued_drops_.empty();
 }
@@ -194,6 +250,7 @@ std::string_view to_string(Client::State state) {
     case Client::State::waiting: return "waiting";
     case Client::State::ready: return "ready";
     case Client::State::backing_off: return "backing_off";
+    case Client::State::leaving: return "leaving";
   }
   return "unknown";
 }

@@ -1,6 +1,7 @@
 // parker::Client — what comes from parker: reading frames and handing each message to the
 // program's callbacks. Records that carry fds (WAKE, REJECTED) are always delivered in full,
 // even if a callback closes the client halfway: those fds are the program's clients.
+#include <algorithm>
 #include <cerrno>
 #include <limits>
 
@@ -23,7 +24,7 @@ void Client::on_readable() {
       // ECONNRESET: parker closed (any whole frame before the end was handled last round).
       // kErrControlTruncated: we are out of fds and the kernel dropped some; the stream can
       // no longer be trusted to match fds to records.
-      disconnect(e);
+      disconnect(e, e.is(kErrControlTruncated) ? Ending::by_us : Ending::by_parker);
       return;
     }
     while (auto frame = reader_.next()) {
@@ -31,7 +32,7 @@ void Client::on_readable() {
       if (generation_ != generation) return;  // disconnected or closed by what we just did
     }
     if (reader_.error() != protocol::DecodeError::none) {
-      disconnect(Error{EPROTO});
+      disconnect(Error{EPROTO}, Ending::by_us);
       return;
     }
   }
@@ -48,6 +49,24 @@ void Client::dispatch(protocol::Frame& frame) {
     case protocol::MessageType::credit: handle_credit(std::get<protocol::Credit>(message)); return;
     case protocol::MessageType::stats_reply:
     case protocol::MessageType::list_reply: return;  // we never ask; harmless
+    case protocol::MessageType::parked:
+      if (exactly_once()) return handle_parked(std::get<protocol::Parked>(message));
+      break;
+    case protocol::MessageType::inventory_reply:
+      if (exactly_once()) {
+        if (callbacks_.on_inventory) callbacks_.on_inventory(std::get<protocol::InventoryReply>(message));
+        return;
+      }
+      break;
+    case protocol::MessageType::goodbye:
+      if (exactly_once()) return handle_goodbye();
+      break;
+    case protocol::MessageType::reclaim:
+      if (exactly_once()) return handle_reclaim(std::get<protocol::Reclaim>(message));
+      break;
+    case protocol::MessageType::ack:
+    case protocol::MessageType::inventory:
+    case protocol::MessageType::credit_return:
     case protocol::MessageType::hello:
     case protocol::MessageType::park:
     case protocol::MessageType::recall:
@@ -55,13 +74,14 @@ void Client::dispatch(protocol::Frame& frame) {
     case protocol::MessageType::stats:
     case protocol::MessageType::list: break;
   }
-  // A message only owners send: whatever is at the other end is not parker.
-  disconnect(Error{EPROTO});
+  // A message only owners send (or one of a version not negotiated): not parker's.
+  disconnect(Error{EPROTO}, Ending::by_us);
 }
 
 void Client::handle_welcome(const protocol::Welcome& welcome) {
-  if (state_ != State::waiting || welcome.major != protocol::kVersionMajor) {
-    disconnect(Error{EPROTO});  // a second WELCOME, or a parker speaking another major version
+  if (state_ != State::waiting || welcome.major != protocol::kVersionMajor || welcome.minor > protocol::kVersionMinor) {
+    // A second WELCOME, or a parker speaking another major version (or a minor we never offered).
+    disconnect(Error{EPROTO}, Ending::by_us);
     return;
   }
   welcome_ = welcome;
@@ -73,19 +93,83 @@ void Client::handle_welcome(const protocol::Welcome& welcome) {
 }
 
 void Client::handle_wake(protocol::Wake& wake, std::vector<UniqueFd>& fds) {
+  const std::uint64_t generation = generation_;
+  if (state_ == State::leaving) {
+    // Not adopted and not acknowledged: parker still has them and hands them to another
+    // session of the pool when we are gone. Ours close with `fds`.
+    wakes_received_ += wake.records.size();
+    return;
+  }
+  bool acked = false;
   for (std::size_t i = 0; i < wake.records.size(); ++i) {
     protocol::WakeRecord& record = wake.records[i];
-    WokenConnection woken{std::move(fds[i]), record.id, std::move(record.blob), record.reason};
+    WokenConnection woken{std::move(fds[i]), record.id, std::move(record.blob), record.reason, ++wakes_received_};
+    // Counted as adopted before the callback runs: a callback that close()s the client has
+    // the fd, and close() tells parker so.
+    if (options_.auto_acknowledge) {
+      acknowledged_ = wakes_received_;
+      acked = true;
+    }
     if (callbacks_.on_wake) callbacks_.on_wake(std::move(woken));
+    if (generation_ != generation) {
+      // The callback closed or replaced the session: the rest are still handed over (they are
+      // the program's clients) but cannot be acknowledged on a session that is gone.
+      acked = false;
+    }
   }
+  if (acked && loop_ != nullptr) loop_->flush_needed();
 }
 
 void Client::handle_rejected(const protocol::Rejected& rejected, std::vector<UniqueFd>& fds) {
   for (std::size_t i = 0; i < rejected.records.size(); ++i) {
     const protocol::RejectRecord& record = rejected.records[i];
+    // 1.1: our copy of an unconfirmed park closes; the program gets parker's.
+    auto it = std::find_if(unconfirmed_.begin(), unconfirmed_.end(),
+                           [&](const UnconfirmedPark& u) { return u.id == record.id; });
+    if (it != unconfirmed_.end()) unconfirmed_.erase(it);
     RejectedPark park{std::move(fds[i]), record.id, record.reason, record.blob};
     if (callbacks_.on_rejected) callbacks_.on_rejected(std::move(park));
   }
+}
+
+void Client::handle_parked(const protocol::Parked& parked) {
+  const std::uint64_t generation = generation_;
+  std::vector<std::uint64_t> confirmed;
+  while (!unconfirmed_.empty() && unconfirmed_.front().seq <= parked.parks) {
+    confirmed.push_back(unconfirmed_.front().id);
+    unconfirmed_.pop_front();  // parker has it: our copy closes
+  }
+  for (std::uint64_t id : confirmed) {
+    if (!callbacks_.on_parked || generation_ != generation) return;
+    callbacks_.on_parked(id);
+  }
+}
+
+void Client::handle_reclaim(const protocol::Reclaim& reclaim) {
+  std::uint32_t given = std::min(reclaim.wanted, credit_);
+  credit_ -= given;
+  send_now(protocol::CreditReturn{given});
+}
+
+void Client::handle_goodbye() {
+  if (state_ != State::leaving) {
+    disconnect(Error{EPROTO}, Ending::by_us);
+    return;
+  }
+  // Everything we sent was confirmed or refused before this frame; wakes after leave()
+  // were left to parker. The session is over.
+  std::vector<RejectedPark> returned = take_unsent_parks(Ending::by_parker);  // empty by now
+  if (loop_ != nullptr && socket_) loop_->unwatch(socket_.get());
+  socket_.reset();
+  ++generation_;
+  reader_ = protocol::FrameReader{};
+  send_queue_.clear();
+  wants_write_ = false;
+  credit_ = 0;
+  state_ = State::backing_off;
+  return_parks(std::move(returned));
+  if (state_ == State::idle) return;
+  end_leaving(Error{});
 }
 
 void Client::handle_closed(const protocol::Closed& closed) {

@@ -13,13 +13,37 @@ constexpr std::size_t kMaxIdsPerFrame = (protocol::kMaxFrameBody - 4) / 8;
 
 void Client::flush() {
   if (!socket_) return;
+  // The ACK goes first: a connection re-parked below must not still be unacknowledged.
+  encode_ack();
+  if (inventory_wanted_) {
+    inventory_wanted_ = false;
+    OutgoingMessage message;
+    protocol::encode(protocol::InventoryRequest{}, message.bytes);
+    send_queue_.push(std::move(message));
+  }
   encode_parks();
   encode_ids(protocol::MessageType::recall, queued_recalls_);
   encode_ids(protocol::MessageType::drop, queued_drops_);
   write_out();
 }
 
+void Client::encode_ack() {
+  if (!exactly_once() || acknowledged_ == ack_sent_) return;
+  ack_sent_ = acknowledged_;
+  OutgoingMessage message;
+  protocol::encode(protocol::Ack{acknowledged_}, message.bytes);
+  send_queue_.push(std::move(message));
+}
+
+void Client::send_now(const protocol::Message& m) {
+  OutgoingMessage message;
+  protocol::encode(m, message.bytes);
+  send_queue_.push(std::move(message));
+  write_out();
+}
+
 void Client::encode_parks() {
+  const bool keep_copies = exactly_once();
   std::size_t next = 0;
   while (next < queued_parks_.size()) {
     protocol::Park park;
@@ -31,10 +55,20 @@ void Client::encode_parks() {
       if (!park.records.empty() && body + size > protocol::kMaxFrameBody) break;
       body += size;
       park.records.push_back(std::move(queued.record));
-      message.fds.push_back(std::move(queued.fd));
+      if (keep_copies) {
+        // Ours until parker confirms it: lent to the frame, kept in unconfirmed_.
+        message.lent_fds.push_back(queued.fd.get());
+        unconfirmed_.push_back({++parks_sent_, send_queue_.pushed(), park.records.back().id, std::move(queued.fd), {}});
+      } else {
+        message.fds.push_back(std::move(queued.fd));
+      }
       ++next;
     }
     protocol::encode(park, message.bytes);
+    if (keep_copies) {
+      std::size_t first = unconfirmed_.size() - park.records.size();
+      for (std::size_t i = 0; i < park.records.size(); ++i) unconfirmed_[first + i].blob = std::move(park.records[i].blob);
+    }
     send_queue_.push(std::move(message));
   }
   queued_parks_.clear();
@@ -81,10 +115,18 @@ void Client::on_writable() {
   if (socket_) write_out();
 }
 
-// Every park that has not left this process: frames nothing of which was written (decoded
-// back from our own bytes, so the ids and blobs come back too), then parks not yet framed.
-std::vector<RejectedPark> Client::take_unsent_parks() {
+// Every park that is still ours when a session ends. 1.1: every unconfirmed park if parker
+// ended the session (or died); if we ended it, those whose frame parker got whole are its
+// now, the rest come back. 1.0: frames nothing of which was written (decoded back from our
+// own bytes, so the ids and blobs come back too). Then parks not yet framed.
+std::vector<RejectedPark> Client::take_unsent_parks(Ending ending) {
   std::vector<RejectedPark> parks;
+  const std::uint64_t written_whole = send_queue_.completed();
+  for (UnconfirmedPark& u : unconfirmed_) {
+    if (ending == Ending::by_us && u.frame < written_whole) continue;  // parker's: our copy closes
+    parks.push_back({std::move(u.fd), u.id, std::nullopt, std::move(u.blob)});
+  }
+  unconfirmed_.clear();
   for (OutgoingMessage& message : send_queue_.take_unsent()) {
     if (message.fds.empty()) continue;  // HELLO, RECALL, DROP: nothing to give back
     auto decoded = protocol::decode(message.bytes, message.fds.size());

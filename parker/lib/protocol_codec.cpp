@@ -102,6 +102,24 @@ void write_body(Writer&, const StatsRequest&) {}
 void write_body(Writer& w, const StatsReply& m) { w.put_bytes(m.text); }
 void write_body(Writer&, const ListRequest&) {}
 void write_body(Writer& w, const ListReply& m) { w.put_bytes(m.text); }
+void write_body(Writer& w, const Ack& m) { w.put(m.wakes); }
+void write_body(Writer& w, const Parked& m) { w.put(m.parks); }
+void write_body(Writer&, const InventoryRequest&) {}
+void write_body(Writer& w, const InventoryReply& m) {
+  w.put(static_cast<std::uint8_t>(m.last ? 1 : 0));
+  w.put(static_cast<std::uint32_t>(m.records.size()));
+  for (const auto& r : m.records) {
+    w.put(r.id);
+    w.put(static_cast<std::uint8_t>(r.state));
+    w.put(r.flags);
+    w.put(r.deadline_left_ms);
+    w.put(static_cast<std::uint32_t>(r.blob.size()));
+    w.put_bytes(r.blob);
+  }
+}
+void write_body(Writer&, const Goodbye&) {}
+void write_body(Writer& w, const Reclaim& m) { w.put(m.wanted); }
+void write_body(Writer& w, const CreditReturn& m) { w.put(m.returned); }
 
 // ---- reading ---------------------------------------------------------------------------
 
@@ -147,6 +165,7 @@ bool known(WakeReason r) { return r >= WakeReason::readable && r <= WakeReason::
 bool known(CloseReason r) { return r >= CloseReason::hangup && r <= CloseReason::shutdown; }
 bool known(RejectReason r) { return r >= RejectReason::quota_owner && r <= RejectReason::watch_failed; }
 bool known(ErrorCode c) { return c >= ErrorCode::bad_version && c <= ErrorCode::not_owner; }
+bool known(InventoryState s) { return s == InventoryState::parked || s == InventoryState::held; }
 
 // Each read_* fills `m` and returns DecodeError::none or what was wrong with the body
 // (beyond truncation and trailing bytes, which decode() checks for all of them).
@@ -264,6 +283,47 @@ DecodeError read_body(Reader& r, ListReply& m) {
   return DecodeError::none;
 }
 
+DecodeError read_body(Reader& r, Ack& m) {
+  m.wakes = r.get<std::uint64_t>();
+  return DecodeError::none;
+}
+DecodeError read_body(Reader& r, Parked& m) {
+  m.parks = r.get<std::uint64_t>();
+  return DecodeError::none;
+}
+DecodeError read_body(Reader&, InventoryRequest&) { return DecodeError::none; }
+DecodeError read_body(Reader& r, InventoryReply& m) {
+  auto last = r.get<std::uint8_t>();
+  auto count = r.get<std::uint32_t>();
+  // Each record is at least 18 bytes: refuse a count the body cannot hold before reserving.
+  if (r.failed()) return DecodeError::none;
+  if (last > 1) return DecodeError::bad_value;
+  if (count > kMaxFrameBody / 18) return DecodeError::record_count;
+  m.last = last != 0;
+  for (std::size_t i = 0; i < count && !r.failed(); ++i) {
+    InventoryRecord rec;
+    rec.id = r.get<std::uint64_t>();
+    rec.state = static_cast<InventoryState>(r.get<std::uint8_t>());
+    rec.flags = r.get<std::uint8_t>();
+    rec.deadline_left_ms = r.get<std::uint32_t>();
+    auto len = r.get<std::uint32_t>();
+    rec.blob = r.get_string(len);
+    if (r.failed()) break;
+    if (!known(rec.state) || (rec.flags & ~kKnownParkFlags) != 0) return DecodeError::bad_value;
+    m.records.push_back(std::move(rec));
+  }
+  return DecodeError::none;
+}
+DecodeError read_body(Reader&, Goodbye&) { return DecodeError::none; }
+DecodeError read_body(Reader& r, Reclaim& m) {
+  m.wanted = r.get<std::uint32_t>();
+  return DecodeError::none;
+}
+DecodeError read_body(Reader& r, CreditReturn& m) {
+  m.returned = r.get<std::uint32_t>();
+  return DecodeError::none;
+}
+
 bool carries_fds(MessageType t) {
   return t == MessageType::park || t == MessageType::rejected || t == MessageType::wake;
 }
@@ -301,6 +361,13 @@ DecodeError decode_body(MessageType type, Reader& r, Message& out, std::size_t f
     case MessageType::stats_reply: return decode_as<StatsReply>(r, out, fds);
     case MessageType::list: return decode_as<ListRequest>(r, out, fds);
     case MessageType::list_reply: return decode_as<ListReply>(r, out, fds);
+    case MessageType::ack: return decode_as<Ack>(r, out, fds);
+    case MessageType::parked: return decode_as<Parked>(r, out, fds);
+    case MessageType::inventory: return decode_as<InventoryRequest>(r, out, fds);
+    case MessageType::inventory_reply: return decode_as<InventoryReply>(r, out, fds);
+    case MessageType::goodbye: return decode_as<Goodbye>(r, out, fds);
+    case MessageType::reclaim: return decode_as<Reclaim>(r, out, fds);
+    case MessageType::credit_return: return decode_as<CreditReturn>(r, out, fds);
   }
   return DecodeError::unknown_type;
 }
@@ -351,6 +418,7 @@ std::vector<std::byte> encode(const Message& message) {
 
 std::size_t encoded_size(const ParkRecord& record) { return 8 + 4 + 1 + 4 + record.blob.size(); }
 std::size_t encoded_size(const WakeRecord& record) { return 8 + 1 + 4 + record.blob.size(); }
+std::size_t encoded_size(const InventoryRecord& record) { return 8 + 1 + 1 + 4 + 4 + record.blob.size(); }
 
 DecodeResult decode(std::span<const std::byte> bytes, std::size_t fds_available) {
   if (bytes.size() < kHeaderSize) return {};
@@ -358,7 +426,7 @@ DecodeResult decode(std::span<const std::byte> bytes, std::size_t fds_available)
   auto type = static_cast<MessageType>(read_u16(bytes, 4));
   std::size_t fds = read_u16(bytes, 6);
   if (length > kMaxFrameBody) return failure(DecodeError::frame_too_big);
-  if (type < MessageType::hello || type > MessageType::list_reply) return failure(DecodeError::unknown_type);
+  if (type < MessageType::hello || type > MessageType::credit_return) return failure(DecodeError::unknown_type);
   if (fds > kMaxRecordsPerFrame || (fds != 0 && !carries_fds(type))) {
     return failure(DecodeError::fd_count_invalid);
   }

@@ -3,7 +3,7 @@
 
 namespace parker::protocol {
 
-static_assert(std::variant_size_v<Message> == static_cast<std::size_t>(MessageType::list_reply),
+static_assert(std::variant_size_v<Message> == static_cast<std::size_t>(MessageType::credit_return),
               "Message alternatives must follow the MessageType codes, in order");
 
 std::string_view to_string(MessageType type) {
@@ -22,6 +22,13 @@ std::string_view to_string(MessageType type) {
     case MessageType::stats_reply: return "stats_reply";
     case MessageType::list: return "list";
     case MessageType::list_reply: return "list_reply";
+    case MessageType::ack: return "ack";
+    case MessageType::parked: return "parked";
+    case MessageType::inventory: return "inventory";
+    case MessageType::inventory_reply: return "inventory_reply";
+    case MessageType::goodbye: return "goodbye";
+    case MessageType::reclaim: return "reclaim";
+    case MessageType::credit_return: return "credit_return";
   }
   return "unknown";
 }
@@ -90,6 +97,14 @@ std::string_view to_string(DecodeError error) {
     case DecodeError::trailing_bytes: return "bytes left over after the message body";
     case DecodeError::bad_value: return "a field holds a value protocol v1 does not define";
     case DecodeError::fd_mismatch: return "fewer fds arrived than the frame declares";
+  }
+  return "unknown";
+}
+
+std::string_view to_string(InventoryState state) {
+  switch (state) {
+    case InventoryState::parked: return "parked";
+    case InventoryState::held: return "held";
   }
   return "unknown";
 }

@@ -8,6 +8,7 @@ namespace parker {
 
 void SendQueue::push(OutgoingMessage message) {
   queued_bytes_ += message.bytes.size();
+  ++pushed_;
   messages_.push_back(std::move(message));
 }
 
@@ -20,15 +21,20 @@ Error SendQueue::flush(int socket) {
     raw.clear();
     if (front_offset_ == 0) {
       for (const auto& fd : front.fds) raw.push_back(fd.get());
+      raw.insert(raw.end(), front.lent_fds.begin(), front.lent_fds.end());
     }
     auto sent = send_with_fds(socket, rest, raw);
     if (!sent.ok()) return sent.error;
-    if (front_offset_ == 0) front.fds.clear();  // delivered with the first byte: ours close
+    if (front_offset_ == 0) {
+      front.fds.clear();  // delivered with the first byte: ours close
+      front.lent_fds.clear();
+    }
     front_offset_ += sent.value;
     queued_bytes_ -= sent.value;
     if (front_offset_ < front.bytes.size()) return Error{EAGAIN};  // short write: socket full
     messages_.pop_front();
     front_offset_ = 0;
+    ++completed_;
   }
   return {};
 }
@@ -45,6 +51,7 @@ std::vector<OutgoingMessage> SendQueue::take_unsent() {
 }
 
 void SendQueue::clear() noexcept {
+  pushed_ = completed_ = 0;
   messages_.clear();
   front_offset_ = 0;
   queued_bytes_ = 0;

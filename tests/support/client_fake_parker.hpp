@@ -81,8 +81,10 @@ class FakeParker {
     REQUIRE(send_all_with_fds(connection_.get(), bytes, fds).ok());
   }
 
-  void welcome(std::uint32_t credit, std::uint32_t max_blob = 65536, std::uint64_t session_id = 1) {
-    send(proto::Welcome{proto::kVersionMajor, proto::kVersionMinor, max_blob, 0, credit, session_id, 0});
+  // A fake parker speaks 1.0 unless asked for 1.1 (`minor`).
+  void welcome(std::uint32_t credit, std::uint32_t max_blob = 65536, std::uint64_t session_id = 1,
+               std::uint16_t minor = 0) {
+    send(proto::Welcome{proto::kVersionMajor, minor, max_blob, 0, credit, session_id, 0});
   }
 
   // Reads every byte and fd the client has written so far, then closes the connection.

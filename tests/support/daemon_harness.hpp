@@ -131,8 +131,11 @@ class RawOwner {
   [[nodiscard]] const proto::FrameReader& reader() const noexcept { return reader_; }
 
   // Sends HELLO and waits for WELCOME (or an ERROR, then returns nullopt).
-  std::optional<proto::Welcome> hello(const std::string& pool, std::uint16_t major = proto::kVersionMajor) {
-    send(proto::Hello{major, proto::kVersionMinor, pool});
+  // A raw owner speaks protocol 1.0 unless asked for another minor: the tests written
+  // against it prove that 1.0 peers keep their semantics.
+  std::optional<proto::Welcome> hello(const std::string& pool, std::uint16_t major = proto::kVersionMajor,
+                                      std::uint16_t minor = 0) {
+    send(proto::Hello{major, minor, pool});
     wait_for([&] { return inbox_.welcome.has_value() || !inbox_.errors.empty() || inbox_.eof; });
     return inbox_.welcome;
   }

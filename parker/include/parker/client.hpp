@@ -17,8 +17,22 @@
 //     back through on_rejected with its fd and blob; it never reached parker.
 //   * Every fd the library hands you (woken, rejected) is a UniqueFd: keep it by moving it
 //     out of the callback's argument, or it is closed when the callback returns.
-// (A frame already half-written when the connection dies has delivered its fds; parker
-// closes those with the broken frame. Frames are written whole almost always.)
+// (Protocol 1.0 only: a frame already half-written when the connection dies has delivered
+// its fds; parker closes those with the broken frame.)
+//
+// Exactly once (protocol 1.1, negotiated at HELLO; a 1.0 parker gets 1.0 behaviour):
+//   * A park is confirmed by parker (on_parked). Until then the library keeps its own copy
+//     of the fd and the blob; if the session ends first because parker ended it or died,
+//     the park comes back through on_rejected (reason empty) — nothing is lost with parker.
+//     unconfirmed_parks() counts what is still waiting.
+//   * A wake is acknowledged to parker after on_wake returns (batched, at the next flush);
+//     until then parker keeps its own copy, so an owner that dies holding wakes loses none:
+//     parker hands them to another session of the pool, or holds them for the next one.
+//     With ClientOptions::auto_acknowledge = false the program calls acknowledge(seq) once it
+//     has really adopted a woken connection (e.g. on another thread).
+//   * leave() ends the session cleanly: parks in flight are confirmed or come back, wakes
+//     that arrive after it are not adopted (they stay parker's and go to another session of
+//     the pool), then on_left. close() is abrupt: parks already sent are left to parker.
 //
 // Flow control: parker grants credit (WELCOME, then CREDIT messages) so it is never sent more
 // fds than it has room for. Each park() consumes one; park() with no credit left fails at
@@ -64,6 +78,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <optional>
 #include <string>
@@ -93,6 +108,7 @@ struct WokenConnection {
   std::uint64_t id = 0;
   std::string blob;                   // exactly as parked
   protocol::WakeReason reason{};      // readable, hangup, deadline, recalled, shutdown
+  std::uint64_t seq = 0;              // 1.1: its number on this session, for acknowledge()
 };
 
 // A park that did not happen: the fd is yours again.
@@ -128,6 +144,13 @@ struct ClientCallbacks {
   std::function<void(const protocol::ErrorMessage&)> on_error;
   // Parker granted more credit; `available` is the total now.
   std::function<void(std::uint32_t available)> on_credit;
+  // 1.1: parker confirmed a park: the connection is parker's now.
+  std::function<void(std::uint64_t id)> on_parked;
+  // 1.1: a batch of the inventory asked for with request_inventory(); `last` ends it.
+  std::function<void(const protocol::InventoryReply&)> on_inventory;
+  // After leave(): the session is over; ok when parker confirmed everything (GOODBYE),
+  // else why it ended first. No reconnect follows.
+  std::function<void(Error)> on_left;
 };
 
 struct ClientOptions {
@@ -135,6 +158,8 @@ struct ClientOptions {
   std::chrono::milliseconds reconnect_max{5000};  // the delay doubles up to this
   std::chrono::milliseconds hello_timeout{5000};  // no WELCOME within this: drop and retry
   bool reconnect = true;                          // false: after a failure stay disconnected
+  // 1.1: acknowledge each wake when on_wake returns. Off: call acknowledge() yourself.
+  bool auto_acknowledge = true;
 };
 
 // What the client asks of the event loop that drives it. UvClient implements it; a program
@@ -162,6 +187,7 @@ class Client {
     waiting,      // connected, HELLO sent, waiting for WELCOME
     ready,        // session open: park, recall and drop work
     backing_off,  // disconnected; retries when the timer fires
+    leaving,      // leave() called: waiting for parker's GOODBYE
   };
 
   explicit Client(ClientCallbacks callbacks, ClientLoop* loop = nullptr);
@@ -193,6 +219,17 @@ class Client {
   // Asks parker to close a parked connection: reported through on_closed (reason dropped).
   Error drop(std::uint64_t id);
 
+  // 1.1: the program has adopted every woken connection up to `seq` (WokenConnection::seq)
+  // of this session; parker may let go of its copies. Only needed without auto_acknowledge.
+  // ENOTCONN without a session; EINVAL for a seq not received; ENOTSUP on a 1.0 session.
+  Error acknowledge(std::uint64_t seq);
+  // 1.1: asks for the records (id, blob, deadline left, flags; no fds) of everything parked
+  // in the pool: they come through on_inventory in batches. ENOTSUP on a 1.0 session.
+  Error request_inventory();
+  // Ends the session cleanly (see above), then on_left. On a 1.0 session: flushes, closes and
+  // calls on_left at once. ENOTCONN without a session.
+  Error leave();
+
   // Sends what park(), recall() and drop() queued, as few frames as possible. Once per loop
   // iteration, after the callbacks of that iteration.
   void flush();
@@ -221,6 +258,11 @@ class Client {
   [[nodiscard]] State state() const noexcept { return state_; }
   [[nodiscard]] bool connected() const noexcept { return state_ == State::ready; }
   [[nodiscard]] std::uint32_t credit() const noexcept { return credit_; }
+  // The protocol minor version of the current session (0 or 1).
+  [[nodiscard]] std::uint16_t protocol_minor() const noexcept { return welcome_.minor; }
+  [[nodiscard]] bool exactly_once() const noexcept { return welcome_.minor >= protocol::kMinorExactlyOnce; }
+  // 1.1: parks sent (or queued) that parker has not confirmed yet.
+  [[nodiscard]] std::size_t unconfirmed_parks() const noexcept { return unconfirmed_.size() + queued_parks_.size(); }
   // The WELCOME of the current session (limits, session id); meaningful when connected().
   [[nodiscard]] const protocol::Welcome& welcome() const noexcept { return welcome_; }
   // Delay before the next reconnect attempt (grows with each failure, reset by a WELCOME).
@@ -231,9 +273,20 @@ class Client {
     UniqueFd fd;
     protocol::ParkRecord record;
   };
+  // 1.1: a park sent and not yet confirmed: our copy of its fd and blob.
+  struct UnconfirmedPark {
+    std::uint64_t seq = 0;    // its number among this session's park records
+    std::uint64_t frame = 0;  // the send queue's number of the PARK frame that carries it
+    std::uint64_t id = 0;
+    UniqueFd fd;
+    std::string blob;
+  };
+  // Who ended a session decides who keeps parks in flight (docs/PROTOCOL.md, 1.1).
+  enum class Ending { by_parker, by_us };
 
   void attempt_connection();
-  void disconnect(Error why);
+  void disconnect(Error why, Ending ending = Ending::by_parker);
+  void end_leaving(Error why);
   void fail_attempt(Error why);
   void arm_timer(std::optional<std::chrono::milliseconds> delay);
   void set_write_interest(bool on);
@@ -242,7 +295,9 @@ class Client {
   void encode_parks();
   void encode_ids(protocol::MessageType type, std::vector<std::uint64_t>& ids);
   void write_out();
-  std::vector<RejectedPark> take_unsent_parks();
+  std::vector<RejectedPark> take_unsent_parks(Ending ending);
+  void encode_ack();
+  void send_now(const protocol::Message& message);
   void return_parks(std::vector<RejectedPark> parks);
   void dispatch(protocol::Frame& frame);
   void handle_welcome(const protocol::Welcome& welcome);
@@ -251,6 +306,9 @@ class Client {
   void handle_closed(const protocol::Closed& closed);
   void handle_error(const protocol::ErrorMessage& error);
   void handle_credit(const protocol::Credit& credit);
+  void handle_parked(const protocol::Parked& parked);
+  void handle_reclaim(const protocol::Reclaim& reclaim);
+  void handle_goodbye();
 
   ClientCallbacks callbacks_;
   ClientLoop* loop_;
@@ -274,6 +332,14 @@ class Client {
   std::vector<QueuedPark> queued_parks_;
   std::vector<std::uint64_t> queued_recalls_;
   std::vector<std::uint64_t> queued_drops_;
+
+  // 1.1 state of the current session.
+  std::deque<UnconfirmedPark> unconfirmed_;
+  std::uint64_t parks_sent_ = 0;      // park records framed on this session
+  std::uint64_t wakes_received_ = 0;  // WAKE records received on this session
+  std::uint64_t acknowledged_ = 0;    // what the program has adopted
+  std::uint64_t ack_sent_ = 0;        // what the last ACK said
+  bool inventory_wanted_ = false;
 };
 
 [[nodiscard]] std::string_view to_string(Client::State state);

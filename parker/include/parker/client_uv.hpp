@@ -84,6 +84,9 @@ class UvClient final : private ClientLoop {
   }
   Error recall(std::uint64_t id) { return core_.recall(id); }
   Error drop(std::uint64_t id) { return core_.drop(id); }
+  Error acknowledge(std::uint64_t seq) { return core_.acknowledge(seq); }
+  Error request_inventory() { return core_.request_inventory(); }
+  Error leave() { return core_.leave(); }
 
   // Stops for good: parks not sent yet come back through on_rejected before it returns, and
   // the handles start closing. Idempotent. The object stays valid until its UvClientPtr is
@@ -92,6 +95,7 @@ class UvClient final : private ClientLoop {
 
   [[nodiscard]] bool connected() const noexcept { return core_.connected(); }
   [[nodiscard]] std::uint32_t credit() const noexcept { return core_.credit(); }
+  [[nodiscard]] std::size_t unconfirmed_parks() const noexcept { return core_.unconfirmed_parks(); }
   [[nodiscard]] const Client& core() const noexcept { return core_; }
   [[nodiscard]] uv_loop_t* loop() const noexcept { return loop_; }
 

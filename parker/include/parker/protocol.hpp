@@ -1,4 +1,5 @@
-// Wire protocol v1 between parker and the servers that park connections with it.
+// Wire protocol 1.1 between parker and the servers that park connections with it (1.0 peers
+// keep working: 1.1 only adds messages, used only on sessions that negotiated minor 1).
 // docs/PROTOCOL.md is the normative description; this header is its code.
 //
 // Every message is one frame on a SOCK_STREAM Unix socket:
@@ -25,7 +26,10 @@
 namespace parker::protocol {
 
 inline constexpr std::uint16_t kVersionMajor = 1;
-inline constexpr std::uint16_t kVersionMinor = 0;
+inline constexpr std::uint16_t kVersionMinor = 1;
+// The first minor version with acknowledged wakes, confirmed parks, INVENTORY, GOODBYE and
+// credit reclaim.
+inline constexpr std::uint16_t kMinorExactlyOnce = 1;
 
 inline constexpr std::size_t kHeaderSize = 8;
 inline constexpr std::size_t kMaxFrameBody = 16u << 20;   // 16 MiB
@@ -48,6 +52,14 @@ enum class MessageType : std::uint16_t {
   stats_reply = 12, // parker -> peer
   list = 13,        // peer -> parker
   list_reply = 14,  // parker -> peer
+  // 1.1
+  ack = 15,              // owner -> parker: wakes received so far on this session
+  parked = 16,           // parker -> owner: parks of this session handled so far
+  inventory = 17,        // owner -> parker: the records of everything parked in the pool
+  inventory_reply = 18,  // parker -> owner: a batch of them
+  goodbye = 19,          // owner -> parker: leaving; parker -> owner: everything confirmed
+  reclaim = 20,          // parker -> owner: please give back unused credit
+  credit_return = 21,    // owner -> parker: credit given back
 };
 
 enum class WakeReason : std::uint8_t { readable = 1, hangup = 2, deadline = 3, recalled = 4, shutdown = 5 };
@@ -184,8 +196,57 @@ struct ListReply {
   friend bool operator==(const ListReply&, const ListReply&) = default;
 };
 
+// ---- 1.1 --------------------------------------------------------------------------------
+
+// The owner has received `wakes` WAKE records on this session so far (cumulative): parker
+// may close its copies of those fds. Until then they are still parker's.
+struct Ack {
+  std::uint64_t wakes = 0;
+  friend bool operator==(const Ack&, const Ack&) = default;
+};
+// Parker has handled the first `parks` PARK records of this session (cumulative): each is
+// parked now, or was returned in a REJECTED frame sent before this one.
+struct Parked {
+  std::uint64_t parks = 0;
+  friend bool operator==(const Parked&, const Parked&) = default;
+};
+struct InventoryRequest {
+  friend bool operator==(const InventoryRequest&, const InventoryRequest&) = default;
+};
+enum class InventoryState : std::uint8_t { parked = 1, held = 2 };
+struct InventoryRecord {
+  std::uint64_t id = 0;
+  InventoryState state = InventoryState::parked;
+  std::uint8_t flags = 0;             // as parked
+  std::uint32_t deadline_left_ms = 0; // 0: no deadline (at least 1 when there is one)
+  std::string blob;
+  friend bool operator==(const InventoryRecord&, const InventoryRecord&) = default;
+};
+struct InventoryReply {
+  bool last = false;  // the final batch of this inventory
+  std::vector<InventoryRecord> records;
+  friend bool operator==(const InventoryReply&, const InventoryReply&) = default;
+};
+struct Goodbye {
+  friend bool operator==(const Goodbye&, const Goodbye&) = default;
+};
+struct Reclaim {
+  std::uint32_t wanted = 0;  // credit parker would like back
+  friend bool operator==(const Reclaim&, const Reclaim&) = default;
+};
+struct CreditReturn {
+  std::uint32_t returned = 0;  // credit the owner gives up (at most what it holds)
+  friend bool operator==(const CreditReturn&, const CreditReturn&) = default;
+};
+
 using Message = std::variant<Hello, Welcome, ErrorMessage, Park, Rejected, Wake, Closed, Recall,
-                             Drop, Credit, StatsRequest, StatsReply, ListRequest, ListReply>;
+                             Drop, Credit, StatsRequest, StatsReply, ListRequest, ListReply,
+                             Ack, Parked, InventoryRequest, InventoryReply, Goodbye, Reclaim,
+                             CreditReturn>;
+// Messages of minor version 1: a session that negotiated 1.0 neither sends nor accepts them.
+[[nodiscard]] constexpr bool is_minor_1(MessageType type) noexcept {
+  return type >= MessageType::ack && type <= MessageType::credit_return;
+}
 
 // The number of fds a message carries on the wire.
 [[nodiscard]] std::size_t fd_count(const Message& message);
@@ -198,6 +259,7 @@ void encode(const Message& message, std::vector<std::byte>& out);
 // Body bytes a record adds to a PARK or WAKE frame, to split batches by size.
 [[nodiscard]] std::size_t encoded_size(const ParkRecord& record);
 [[nodiscard]] std::size_t encoded_size(const WakeRecord& record);
+[[nodiscard]] std::size_t encoded_size(const InventoryRecord& record);
 
 enum class DecodeStatus {
   ok,         // `message` holds a frame of `consumed` bytes that takes `fds` fds
@@ -234,6 +296,7 @@ struct DecodeResult {
 [[nodiscard]] std::string_view to_string(RejectReason reason);
 [[nodiscard]] std::string_view to_string(ErrorCode code);
 [[nodiscard]] std::string_view to_string(DecodeError error);
+[[nodiscard]] std::string_view to_string(InventoryState state);
 
 // A pool name is 1..kMaxPoolName bytes of [A-Za-z0-9._-]; empty means an observer.
 [[nodiscard]] bool valid_pool_name(std::string_view pool);

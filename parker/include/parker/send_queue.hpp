@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <vector>
 
@@ -18,7 +19,10 @@ namespace parker {
 
 struct OutgoingMessage {
   std::vector<std::byte> bytes;  // never empty
-  std::vector<UniqueFd> fds;     // at most kMaxFdsPerMessage
+  std::vector<UniqueFd> fds;     // at most kMaxFdsPerMessage, closed once delivered
+  // Instead of `fds`: fds the caller keeps open and keeps owning (it wants its copies after
+  // the send, e.g. until the receiver confirms). Sent the same way; never closed here.
+  std::vector<int> lent_fds;
 };
 
 class SendQueue {
@@ -33,6 +37,10 @@ class SendQueue {
   [[nodiscard]] bool empty() const noexcept { return messages_.empty(); }
   [[nodiscard]] std::size_t size() const noexcept { return messages_.size(); }
   [[nodiscard]] std::size_t queued_bytes() const noexcept { return queued_bytes_; }
+  // Messages pushed and messages written whole since construction (or clear()): the n-th
+  // message pushed (counting from 0) has been written whole iff n < completed().
+  [[nodiscard]] std::uint64_t pushed() const noexcept { return pushed_; }
+  [[nodiscard]] std::uint64_t completed() const noexcept { return completed_; }
 
   // Removes and returns the messages of which nothing has been sent yet, with their fds.
   // A partly sent message (its fds already delivered) stays and is dropped by clear().
@@ -43,6 +51,8 @@ class SendQueue {
   std::deque<OutgoingMessage> messages_;
   std::size_t front_offset_ = 0;  // bytes of messages_.front() already sent
   std::size_t queued_bytes_ = 0;
+  std::uint64_t pushed_ = 0;
+  std::uint64_t completed_ = 0;
 };
 
 }  // namespace parker
