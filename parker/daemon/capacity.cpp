@@ -20,8 +20,7 @@ Capacity::Capacity(std::size_t fd_limit) noexcept
       session_reserve_(std::clamp<std::size_t>(fd_limit / 64, 2, kMaxSessionReserve)) {}
 
 std::size_t Capacity::budget() const noexcept {
-  std::size_t headroom = std::min(kReadHeadroom, fd_limit_ / 8);
-  std::size_t taken = fixed_reserve_ + std::max(sessions_, session_reserve_) + headroom;
+  std::size_t taken = fixed_reserve_ + std::max(sessions_, session_reserve_) + read_headroom();
   return fd_limit_ > taken ? fd_limit_ - taken : 0;
 }
 
@@ -35,9 +34,9 @@ std::size_t Capacity::free_slots() const noexcept {
   return fd_limit_ > taken ? fd_limit_ - taken : 0;
 }
 
-bool Capacity::room_to_read() const noexcept {
-  return free_slots() >= std::min(kReadHeadroom, fd_limit_ / 8);
-}
+std::size_t Capacity::read_headroom() const noexcept { return std::min(kReadHeadroom, fd_limit_ / 8); }
+
+bool Capacity::room_to_read() const noexcept { return free_slots() >= read_headroom(); }
 
 void Capacity::session_closed() noexcept {
   if (sessions_ > 0) --sessions_;

@@ -44,6 +44,8 @@ class Capacity {
   [[nodiscard]] std::size_t free_slots() const noexcept;
   // Whether one more recvmsg, with up to a whole frame's fds, is sure to find slots for them.
   [[nodiscard]] bool room_to_read() const noexcept;
+  // Slots kept free for one read's fds (a whole frame's: 253, less with a tiny fd limit).
+  [[nodiscard]] std::size_t read_headroom() const noexcept;
   // Fds received into a frame reader and not yet taken by a frame (or closed with it).
   void reader_fds_changed(std::size_t before, std::size_t after) noexcept {
     reader_fds_ += after;

@@ -411,17 +411,21 @@ void ControlSession::on_message(protocol::Goodbye& /*m*/, std::vector<UniqueFd>&
 }
 
 void ControlSession::reclaim_credit_above(std::uint32_t keep) {
-  if (state_ != State::owner || minor_ < protocol::kMinorExactlyOnce || reclaim_pending_ || leaving_ ||
-      credit_ <= keep) {
-    return;
-  }
-  reclaim_pending_ = true;
-  send(protocol::Reclaim{credit_ - keep});
+  if (state_ != State::owner || minor_ < protocol::kMinorExactlyOnce || leaving_) return;
+  std::uint32_t still_held = credit_ - std::min(credit_, reclaim_outstanding_);
+  if (still_held <= keep) return;
+  std::uint32_t wanted = still_held - keep;
+  reclaims_asked_.push_back(wanted);
+  reclaim_outstanding_ += wanted;
+  send(protocol::Reclaim{wanted});
 }
 
 void ControlSession::on_message(protocol::CreditReturn& m, std::vector<UniqueFd>& /*fds*/) {
   if (!require_owner("return credit")) return;
-  reclaim_pending_ = false;
+  if (!reclaims_asked_.empty()) {  // answers come in the order the RECLAIMs went
+    reclaim_outstanding_ -= reclaims_asked_.front();
+    reclaims_asked_.pop_front();
+  }
   std::uint32_t n = std::min(m.returned, credit_);
   credit_ -= n;
   daemon_.capacity().return_credit(n);

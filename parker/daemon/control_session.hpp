@@ -137,7 +137,8 @@ class ControlSession {
   std::uint16_t minor_ = 0;  // the minor version negotiated at HELLO
   Pool* pool_ = nullptr;
   std::uint32_t credit_ = 0;  // park records this peer may still send
-  bool reclaim_pending_ = false;
+  std::deque<std::uint32_t> reclaims_asked_;  // RECLAIMs sent and not yet answered, in order
+  std::uint32_t reclaim_outstanding_ = 0;    // their sum
   protocol::FrameReader reader_;
   std::size_t reader_fds_ = 0;  // fds in reader_ not yet taken by a frame (counted in Capacity)
   OutputQueue out_;

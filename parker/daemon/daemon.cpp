@@ -323,6 +323,37 @@ bool Daemon::peer_allowed(uid_t uid, gid_t gid) const {
 }
 
 void Daemon::new_session(UniqueFd fd) {
+  // A session takes a descriptor slot. Room already promised — credit granted, one frame's
+  // fds for the next read — is not given away to a newcomer: it is turned away instead
+  // (it may retry), rather than leave an owner's parks stuck in its socket.
+  // (Sessions within the reserve were counted in the budget; credit 1.1 owners hold can be
+  // reclaimed for the newcomer.)
+  std::size_t reclaimable = 0;
+  for (ControlSession* s : sessions_) {
+    if (s->minor() >= protocol::kMinorExactlyOnce) reclaimable += s->credit();
+  }
+  std::size_t promised = capacity_.credit() - std::min(reclaimable, capacity_.credit());
+  if (capacity_.sessions() >= capacity_.session_reserve() &&
+      capacity_.free_slots() < promised + capacity_.read_headroom() + 1) {
+    ++counters_.peers_refused_for_room_total;
+    if (counters_.peers_refused_for_room_total == 1 || counters_.peers_refused_for_room_total % 1000 == 0) {
+      spdlog::warn("no descriptor room for another session ({} free, {} promised as credit): refusing peers "
+                   "({} so far)", capacity_.free_slots(), promised, counters_.peers_refused_for_room_total);
+    }
+    return;  // closes it
+  }
+  // Admitted on credit 1.1 owners hold: ask them for it now, before they use it.
+  std::size_t needed = capacity_.credit() + capacity_.read_headroom() + 2;
+  if (capacity_.sessions() >= capacity_.session_reserve() && capacity_.free_slots() < needed) {
+    std::size_t short_by = needed - capacity_.free_slots();
+    for (ControlSession* s : sessions_) {
+      if (short_by == 0) break;
+      if (s->minor() < protocol::kMinorExactlyOnce || s->credit() == 0) continue;
+      std::uint32_t take = static_cast<std::uint32_t>(std::min<std::size_t>(short_by, s->credit()));
+      s->reclaim_credit_above(s->credit() - take);
+      short_by -= take;
+    }
+  }
   auto creds = peer_credentials(fd.get());
   auto* session = new ControlSession(*this, std::move(fd), creds.value, next_session_id_++);
   if (Error e = session->start(); e.failed()) {

@@ -73,6 +73,9 @@ std::string render_prometheus(const Counters& c, const Gauges& g) {
   header(out, "parker_input_paused_for_room_total", "counter",
          "Times a session's input waited because parker had no room for a frame's fds.");
   value(out, "parker_input_paused_for_room_total", c.paused_for_room_total);
+  header(out, "parker_peers_refused_for_room_total", "counter",
+         "New peers closed at once because their descriptor slot was already promised (credit, read headroom).");
+  value(out, "parker_peers_refused_for_room_total", c.peers_refused_for_room_total);
   return out;
 }
 

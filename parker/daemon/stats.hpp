@@ -24,6 +24,7 @@ struct Counters {
   std::uint64_t truncated_total = 0;      // recvmsg reported MSG_CTRUNC (fds lost by the kernel)
   std::uint64_t hello_timeouts_total = 0; // peers dropped for not saying HELLO in time
   std::uint64_t paused_for_room_total = 0; // times a session's input waited for descriptor room
+  std::uint64_t peers_refused_for_room_total = 0;  // new peers closed: their slot was promised
 
   void count(protocol::WakeReason r) noexcept { ++wakes[static_cast<std::size_t>(r)]; }
   void count(protocol::CloseReason r) noexcept { ++closed[static_cast<std::size_t>(r)]; }

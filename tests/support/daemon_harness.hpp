@@ -111,6 +111,12 @@ struct Inbox {
   std::vector<proto::ErrorMessage> errors;
   std::vector<std::string> stats;
   std::vector<std::string> lists;
+  // 1.1
+  std::uint64_t parked = 0;      // the last PARKED count
+  std::vector<proto::InventoryRecord> inventory;
+  bool inventory_done = false;   // the INVENTORY_REPLY with `last` arrived
+  bool goodbye = false;
+  std::vector<std::uint32_t> reclaims;
   bool eof = false;              // parker closed the connection
   bool send_failed = false;      // a send found the connection closed
   proto::DecodeError decode_error = proto::DecodeError::none;
@@ -265,6 +271,15 @@ class RawOwner {
       inbox_.stats.push_back(s->text);
     } else if (auto* l = std::get_if<proto::ListReply>(&m)) {
       inbox_.lists.push_back(l->text);
+    } else if (auto* p = std::get_if<proto::Parked>(&m)) {
+      inbox_.parked = p->parks;
+    } else if (auto* inv = std::get_if<proto::InventoryReply>(&m)) {
+      inbox_.inventory.insert(inbox_.inventory.end(), inv->records.begin(), inv->records.end());
+      inbox_.inventory_done = inv->last;
+    } else if (std::holds_alternative<proto::Goodbye>(m)) {
+      inbox_.goodbye = true;
+    } else if (auto* r = std::get_if<proto::Reclaim>(&m)) {
+      inbox_.reclaims.push_back(r->wanted);
     }
   }
 
