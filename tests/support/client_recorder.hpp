@@ -17,6 +17,9 @@ struct ClientRecorder {
   std::vector<RejectedPark> rejected;
   std::vector<protocol::ErrorMessage> errors;
   std::vector<std::uint32_t> credits;
+  std::vector<std::uint64_t> parked;         // 1.1: confirmed park ids, in order
+  std::vector<protocol::InventoryReply> inventory;
+  std::vector<Error> left;                   // after leave()
 
   // Callbacks that append to the vectors above; `extra` runs after each, if set.
   ClientCallbacks callbacks() {
@@ -28,6 +31,9 @@ struct ClientRecorder {
     c.on_rejected = [this](RejectedPark p) { rejected.push_back(std::move(p)); };
     c.on_error = [this](const protocol::ErrorMessage& m) { errors.push_back(m); };
     c.on_credit = [this](std::uint32_t available) { credits.push_back(available); };
+    c.on_parked = [this](std::uint64_t id) { parked.push_back(id); };
+    c.on_inventory = [this](const protocol::InventoryReply& r) { inventory.push_back(r); };
+    c.on_left = [this](Error e) { left.push_back(e); };
     return c;
   }
 };
