@@ -331,10 +331,13 @@ void ControlSession::release_acked(std::uint64_t upto) {
   while (!unacked_.empty() && first_unacked_seq_ <= upto) {
     Unacked& u = unacked_.front();
     if (!u.released) {
-      unacked_ids_.erase(u.item.record.id);
+      if (auto it = unacked_ids_.find(u.item.record.id); it != unacked_ids_.end() && it->second == first_unacked_seq_) {
+        unacked_ids_.erase(it);
+      }
       if (u.item.fd) {
         u.item.fd.reset();
         ++released;
+        --unacked_held_;
       }
     }
     unacked_.pop_front();
@@ -351,6 +354,7 @@ void ControlSession::release_unacked_id(std::uint64_t id) {
   u.released = true;
   if (u.item.fd) {
     u.item.fd.reset();
+    --unacked_held_;
     daemon_.fds_released(1);
   }
 }
@@ -503,6 +507,7 @@ void ControlSession::take_flush_result(OutputQueue::FlushResult& result) {
     std::uint64_t seq = first_unacked_seq_ + unacked_.size();
     unacked_ids_[item.record.id] = seq;
     unacked_.push_back(Unacked{std::move(item), false});
+    ++unacked_held_;
   }
   if (result.parks_confirmed > parks_confirm_written_) {
     parks_confirm_written_ = result.parks_confirmed;
@@ -604,6 +609,7 @@ void ControlSession::leave_pool(Ending ending) {
   }
   unacked_.clear();
   unacked_ids_.clear();
+  unacked_held_ = 0;
   if (ending == Ending::by_parker && pool != nullptr) {
     for (const auto& [seq, id] : provisional_) released += pool->let_go_unconfirmed(id) ? 1 : 0;
   }

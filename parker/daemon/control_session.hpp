@@ -57,7 +57,7 @@ class ControlSession {
   [[nodiscard]] std::uint32_t credit() const noexcept { return credit_; }
   // An owner that may still park (not leaving, parker not stopping).
   [[nodiscard]] bool wants_credit() const noexcept { return state_ == State::owner && !leaving_ && !finishing_; }
-  [[nodiscard]] std::size_t unacked_wakes() const noexcept { return unacked_.size(); }
+  [[nodiscard]] std::size_t unacked_wakes() const noexcept { return unacked_held_; }
 
   void queue_wake(WakeItem item);
   void queue_closed(protocol::CloseRecord record);
@@ -150,6 +150,7 @@ class ControlSession {
   std::deque<Unacked> unacked_;
   std::uint64_t first_unacked_seq_ = 1;  // seq of unacked_.front()
   std::unordered_map<std::uint64_t, std::uint64_t> unacked_ids_;  // id -> seq
+  std::size_t unacked_held_ = 0;  // entries of unacked_ whose fd parker still holds
 
   // 1.1: confirmed parks. Park records of this session are numbered in arrival order.
   std::uint64_t parks_handled_ = 0;    // records handled (parked or REJECTED)

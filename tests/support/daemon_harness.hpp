@@ -129,6 +129,8 @@ class RawOwner {
     if (!c.ok()) throw std::runtime_error("connect to parker: " + describe(c.error));
     fd_ = std::move(c.value);
   }
+  // Over a socket already connected to parker (an in-process daemon's socketpair).
+  explicit RawOwner(UniqueFd connected) : fd_(std::move(connected)) {}
   RawOwner(const RawOwner&) = delete;
   RawOwner& operator=(const RawOwner&) = delete;
 

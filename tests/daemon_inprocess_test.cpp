@@ -1,0 +1,187 @@
+// The daemon's state machine in one process: a real Daemon on its own libuv loop, peers on
+// socketpairs handed to it (Daemon::adopt_peer), the loop run step by step between what the
+// test sends and reads — so the moments that matter (a frame half-written, a session ended
+// by parker with a park not yet confirmed) are reached on purpose, not by luck.
+#include <sys/socket.h>
+#include <uv.h>
+
+#include <catch2/catch.hpp>
+#include <memory>
+
+#include "daemon.hpp"
+#include "parker/unix_socket.hpp"
+#include "support/daemon_harness.hpp"
+#include "support/fd_count.hpp"
+
+using namespace parker;
+using namespace parker::test;
+using parker::daemon::Config;
+using parker::daemon::Daemon;
+
+namespace {
+
+std::vector<std::byte> bytes_of(const std::string& s) {
+  auto* p = reinterpret_cast<const std::byte*>(s.data());
+  return {p, p + s.size()};
+}
+
+// libuv opens a process-wide signal pipe the first time a signal handle is made, and keeps
+// it: make it before a test counts its fds.
+std::size_t fd_baseline() {
+  static bool warmed = [] {
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    uv_signal_t signal;
+    uv_signal_init(&loop, &signal);
+    uv_close(reinterpret_cast<uv_handle_t*>(&signal), nullptr);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    return uv_loop_close(&loop) == 0;
+  }();
+  (void)warmed;
+  return open_fd_count();
+}
+
+class InProcessParker {
+ public:
+  InProcessParker() {
+    uv_loop_init(&loop_);
+    Config config;
+    config.socket_path = dir_.file("parker.sock");
+    config.handle_signals = false;
+    daemon_ = std::make_unique<Daemon>(&loop_, config, 20000);
+    REQUIRE(daemon_->start().ok());
+  }
+  ~InProcessParker() {
+    daemon_->request_shutdown();
+    daemon_->request_shutdown();  // the second stops at once
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    daemon_.reset();
+    CHECK(uv_loop_close(&loop_) == 0);
+  }
+  InProcessParker(const InProcessParker&) = delete;
+  InProcessParker& operator=(const InProcessParker&) = delete;
+
+  // A peer on a socketpair; `sndbuf` shrinks parker's side so its output backs up early.
+  std::unique_ptr<RawOwner> connect(int sndbuf = 0) {
+    auto pair = make_socket_pair(SOCK_STREAM, true);
+    REQUIRE(pair.ok());
+    if (sndbuf != 0) ::setsockopt(pair.value.first.get(), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+    daemon_->adopt_peer(std::move(pair.value.first));
+    return std::make_unique<RawOwner>(std::move(pair.value.second));
+  }
+
+  // Runs the loop and lets `readers` read, until `done` or about 10 s.
+  template <class Done>
+  bool run_until(Done done, std::initializer_list<RawOwner*> readers = {}) {
+    for (int i = 0; i < 10000; ++i) {
+      uv_run(&loop_, UV_RUN_NOWAIT);
+      for (RawOwner* r : readers) r->poll_once(std::chrono::milliseconds(0));
+      if (done()) return true;
+      uv_sleep(1);
+    }
+    return false;
+  }
+  bool hello(RawOwner& owner, const std::string& pool, std::uint16_t minor) {
+    owner.send(proto::Hello{proto::kVersionMajor, minor, pool});
+    return run_until([&] { return owner.inbox().welcome.has_value() || owner.inbox().eof; }, {&owner}) &&
+           owner.inbox().welcome.has_value();
+  }
+  long long metric(const std::string& name) { return test::metric(daemon_->stats_text(), name); }
+
+ private:
+  TempDir dir_;
+  uv_loop_t loop_{};
+  std::unique_ptr<Daemon> daemon_;
+};
+
+}  // namespace
+
+TEST_CASE("in-process: a 1.1 session that ends with unacknowledged wakes hands them to the next one", "[daemon][inprocess]") {
+  std::size_t baseline = fd_baseline();
+  {
+    InProcessParker parker;
+    TcpListener listener;
+    auto first = parker.connect();
+    REQUIRE(parker.hello(*first, "pool", 1));
+    std::vector<TcpPair> pairs;
+    for (int i = 0; i < 5; ++i) pairs.push_back(listener.pair());
+    for (int i = 0; i < 5; ++i) {
+      first->send(proto::Park{{{static_cast<std::uint64_t>(i), 0, 0, "s"}}},
+                  std::vector<int>{pairs[static_cast<std::size_t>(i)].server.get()});
+      pairs[static_cast<std::size_t>(i)].server.reset();
+    }
+    REQUIRE(parker.run_until([&] { return first->inbox().parked == 5; }, {first.get()}));
+    for (auto& p : pairs) write_text(p.client.get(), "x");
+    REQUIRE(parker.run_until([&] { return first->inbox().wakes.size() == 5; }, {first.get()}));
+    CHECK(parker.metric("parker_unacked_wakes") == 5);
+    ino_t inode = inode_of(first->inbox().wakes[0].fd.get());
+    std::uint64_t id = first->inbox().wakes[0].record.id;
+    first.reset();  // gone without acknowledging: as if it died
+    auto second = parker.connect();
+    REQUIRE(parker.hello(*second, "pool", 1));
+    REQUIRE(parker.run_until([&] { return second->inbox().wakes.size() == 5; }, {second.get()}));
+    CHECK(inode_of(second->wake_for(id)->fd.get()) == inode);
+    second->send(proto::Ack{5});
+    REQUIRE(parker.run_until([&] { return parker.metric("parker_unacked_wakes") == 0; }));
+    CHECK(parker.metric("parker_client_fds") == 0);
+  }
+  CHECK(open_fd_count() == baseline);
+}
+
+TEST_CASE("in-process: parker ends a 1.1 session before its PARKED is written: it lets go of the park", "[daemon][inprocess]") {
+  std::size_t baseline = fd_baseline();
+  {
+    InProcessParker parker;
+    auto owner = parker.connect(4096);
+    REQUIRE(parker.hello(*owner, "pool", 1));
+    // Parker's output to this owner backs up: STATS replies it does not read.
+    for (int i = 0; i < 64; ++i) owner->send(proto::StatsRequest{});
+    REQUIRE(parker.run_until([&] { return parker.metric("parker_owner_sessions") == 1; }));
+    auto socket = make_socket_pair(SOCK_STREAM, true);
+    REQUIRE(socket.ok());
+    // A park, then garbage: parker parks it, then ends the session with a fatal bad_frame
+    // while the PARKED that would confirm it is stuck behind the replies.
+    auto bytes = proto::encode(proto::Park{{{9, 0, 0, "blob"}}});
+    auto garbage = bytes_of("GET / HTTP/1.1\r\n\r\n");
+    owner->send_bytes(bytes, std::vector<int>{socket.value.first.get()});
+    owner->send_bytes(garbage);
+    REQUIRE(parker.run_until([&] { return parker.metric("parker_owner_sessions") == 0; }));
+    // The owner never learnt the park was accepted and keeps its own copy, so parker let go.
+    CHECK(parker.metric("parker_parked_connections") == 0);
+    CHECK(parker.metric("parker_client_fds") == 0);
+    REQUIRE(parker.run_until([&] { return owner->inbox().eof; }, {owner.get()}));
+    CHECK(owner->inbox().parked == 0);
+    // The connection lives on in the owner's hands.
+    CHECK(::send(socket.value.first.get(), "y", 1, MSG_NOSIGNAL) == 1);
+  }
+  CHECK(open_fd_count() == baseline);
+}
+
+TEST_CASE("in-process: re-parking before acknowledging lets go of parker's old copy", "[daemon][inprocess]") {
+  InProcessParker parker;
+  TcpListener listener;
+  auto owner = parker.connect();
+  REQUIRE(parker.hello(*owner, "pool", 1));
+  auto pair = listener.pair();
+  owner->send(proto::Park{{{1, 0, 0, "a"}}}, std::vector<int>{pair.server.get()});
+  pair.server.reset();
+  write_text(pair.client.get(), "z");
+  REQUIRE(parker.run_until([&] { return owner->inbox().wakes.size() == 1; }, {owner.get()}));
+  CHECK(parker.metric("parker_client_fds") == 1);  // parker's copy, unacknowledged
+  CHECK(read_text(owner->inbox().wakes[0].fd.get()) == "z");
+  owner->send(proto::Park{{{1, 0, 0, "b"}}}, std::vector<int>{owner->inbox().wakes[0].fd.get()});
+  REQUIRE(parker.run_until([&] { return owner->inbox().parked == 2; }, {owner.get()}));
+  CHECK(parker.metric("parker_unacked_wakes") == 0);
+  CHECK(parker.metric("parker_client_fds") == 1);  // only the parked one
+  CHECK(parker.metric("parker_parked_connections") == 1);
+}
+
+TEST_CASE("in-process: an ACK of more wakes than were sent is a fatal bad_frame", "[daemon][inprocess]") {
+  InProcessParker parker;
+  auto owner = parker.connect();
+  REQUIRE(parker.hello(*owner, "pool", 1));
+  owner->send(proto::Ack{3});
+  REQUIRE(parker.run_until([&] { return owner->inbox().eof; }, {owner.get()}));
+  REQUIRE_FALSE(owner->inbox().errors.empty());
+  CHECK(owner->inbox().errors.back().code == proto::ErrorCode::bad_frame);
+}
