@@ -1,17 +1,19 @@
 // Parker itself behind the ParkingBackend contract (parking_backend.hpp): build/bin/parker
 // on a socket in a scratch dir, and a probe server that parks through parker::Client
-// (parker/client.hpp) — the same job as minimal_parker.cpp's two processes, so the two can
-// be compared figure for figure.
+// (parker/client.hpp, protocol 1.1) or through a RawSession speaking 1.0 or 1.1
+// (raw_session.hpp) — the same job as minimal_parker.cpp's two processes, so the two can be
+// compared figure for figure, and 1.0 with 1.1.
 //
-// The probe server is one process with a hand-written epoll loop (the Client is loop-
-// agnostic): the two listeners, the live connections and the Client's socket. A connection
+// The probe server is one process with a hand-written epoll loop (the session is loop-
+// agnostic): the two listeners, the live connections and the session's socket. A connection
 // accepted on the park port is parked at once; a woken one has its request read and echoed
 // and is parked again. Parks refused for lack of credit wait in a queue until credit comes.
 //
 // parked_count(): +1 when the PARK frame carrying the connection has been written whole to
-// parker's socket, -1 on each wake or close. (The protocol has no per-park acknowledgement;
-// a probe sent right after that moment finds parker adding the fd to its epoll, which only
-// adds to the measured wake: the figure can err on parker's cost side, never flatter it.)
+// parker's socket, -1 on each wake or close — on 1.1 too, where PARKED confirms the park
+// later: one rule for both versions keeps their comparison fair. (A probe sent right after
+// that moment finds parker adding the fd to its epoll, which only adds to the measured wake:
+// the figure can err on parker's cost side, never flatter it.)
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
@@ -36,6 +38,7 @@
 
 #if defined(BENCH_HAVE_PARKER_CLIENT)
 #include "parker/client.hpp"
+#include "raw_session.hpp"
 #endif
 
 namespace parker::bench {
@@ -47,6 +50,7 @@ struct Shared {
   std::atomic<std::uint64_t> parked{0};
   std::atomic<int> server_ready{0};
   std::atomic<int> server_failed{0};
+  std::atomic<int> minor{-1};  // the protocol minor the session negotiated
 };
 
 bool serve(int fd) {
@@ -57,29 +61,40 @@ bool serve(int fd) {
   return ::write(fd, buf, static_cast<std::size_t>(n)) == n;
 }
 
-// The probe server: see the file comment.
-int probe_server_main(int park_listener, int live_listener, const std::string& socket, Shared* shared) {
+// What the probe server's session callbacks act on.
+struct ProbeState {
+  Shared* shared = nullptr;
   std::deque<UniqueFd> waiting;  // to park, when credit allows
-  std::uint64_t next_id = 1;
-  std::uint64_t unwritten = 0;  // parked() calls whose frame is not yet written whole
+  std::uint64_t unwritten = 0;   // park() calls whose frame is not yet written whole
 
-  ClientCallbacks callbacks;
-  callbacks.on_wake = [&](WokenConnection woken) noexcept {
-    shared->parked.fetch_sub(1, std::memory_order_acq_rel);
-    if (serve(woken.fd.get())) waiting.push_back(std::move(woken.fd));
-  };
-  callbacks.on_closed = [&](std::uint64_t, protocol::CloseReason) noexcept {
-    shared->parked.fetch_sub(1, std::memory_order_acq_rel);
-  };
-  callbacks.on_rejected = [&](RejectedPark park) noexcept {
-    if (park.reason && *park.reason != protocol::RejectReason::no_credit) {
-      shared->server_failed = 1;  // refused for a reason a benchmark must not hide
-      return;
-    }
-    if (!park.reason) unwritten = 0;  // the connection died: nothing queued was written
-    waiting.push_back(std::move(park.fd));
-  };
-  Client client(std::move(callbacks));
+  ClientCallbacks callbacks() {
+    ClientCallbacks callbacks;
+    callbacks.on_wake = [this](WokenConnection woken) noexcept {
+      shared->parked.fetch_sub(1, std::memory_order_acq_rel);
+      if (serve(woken.fd.get())) waiting.push_back(std::move(woken.fd));
+    };
+    callbacks.on_closed = [this](std::uint64_t, protocol::CloseReason) noexcept {
+      shared->parked.fetch_sub(1, std::memory_order_acq_rel);
+    };
+    callbacks.on_rejected = [this](RejectedPark park) noexcept {
+      if (park.reason && *park.reason != protocol::RejectReason::no_credit) {
+        shared->server_failed = 1;  // refused for a reason a benchmark must not hide
+        return;
+      }
+      if (!park.reason) unwritten = 0;  // the connection died: nothing queued was written
+      waiting.push_back(std::move(park.fd));
+    };
+    return callbacks;
+  }
+};
+
+// The probe server's loop (see the file comment), for parker::Client or RawSession.
+template <class Session>
+int probe_loop(Session& client, ProbeState& state, int park_listener, int live_listener, const std::string& socket) {
+  Shared* shared = state.shared;
+  std::deque<UniqueFd>& waiting = state.waiting;
+  std::uint64_t& unwritten = state.unwritten;
+  std::uint64_t next_id = 1;
   if (client.connect(socket, "bench").failed()) return 2;
 
   int ep = ::epoll_create1(EPOLL_CLOEXEC);
@@ -105,6 +120,7 @@ int probe_server_main(int park_listener, int live_listener, const std::string& s
       unwritten = 0;
     }
     if (client.connected() && !ready_said) {
+      shared->minor = client.protocol_minor();
       shared->server_ready = 1;
       ready_said = true;
     }
@@ -148,9 +164,21 @@ int probe_server_main(int park_listener, int live_listener, const std::string& s
   }
 }
 
+int probe_server_main(ParkerOwner owner, int park_listener, int live_listener, const std::string& socket,
+                      Shared* shared) {
+  ProbeState state;
+  state.shared = shared;
+  if (owner == ParkerOwner::client) {
+    Client client(state.callbacks());
+    return probe_loop(client, state, park_listener, live_listener, socket);
+  }
+  RawSession session(state.callbacks(), owner == ParkerOwner::raw_1_0 ? 0 : 1);
+  return probe_loop(session, state, park_listener, live_listener, socket);
+}
+
 class ParkerBackend final : public ParkingBackend {
  public:
-  ParkerBackend() {
+  explicit ParkerBackend(ParkerOwner owner) : owner_(owner) {
     void* memory = ::mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (memory == MAP_FAILED) throw std::runtime_error("mmap failed");
     shared_ = new (memory) Shared();
@@ -160,28 +188,42 @@ class ParkerBackend final : public ParkingBackend {
     ::munmap(shared_, sizeof(Shared));
   }
 
-  std::string name() const override { return "parker"; }
+  std::string name() const override {
+    switch (owner_) {
+      case ParkerOwner::client: return "parker";
+      case ParkerOwner::raw_1_0: return "parker-raw-1.0";
+      case ParkerOwner::raw_1_1: return "parker-raw-1.1";
+    }
+    return "parker";
+  }
 
   void start(const Config& config) override {
     shared_->parked = 0;
     shared_->server_ready = 0;
     shared_->server_failed = 0;
+    shared_->minor = -1;
     dir_ = std::make_unique<ScratchDir>();
-    daemon_ = start_parker(config, *dir_, "bench-parker");
+    daemon_ = start_parker(config, *dir_, name() == "parker" ? "bench-parker" : "bench-" + name());
     UniqueFd park = listen_tcp("127.0.0.1", 0);
     UniqueFd live = listen_tcp("127.0.0.1", 0);
     park_port_ = local_port(park.get());
     live_port_ = local_port(live.get());
     Shared* shared = shared_;
+    ParkerOwner owner = owner_;
     int p = park.get(), l = live.get();
     std::string socket = daemon_.socket.string();
-    server_ = ChildProcess::fork_function([=] { return probe_server_main(p, l, socket, shared); }, {p, l});
+    server_ = ChildProcess::fork_function([=] { return probe_server_main(owner, p, l, socket, shared); }, {p, l});
     auto deadline = std::chrono::steady_clock::now() + 10s;
     while (shared_->server_ready == 0) {
       if (std::chrono::steady_clock::now() > deadline || !server_.running()) {
         throw std::runtime_error("the probe server did not open a session with parker");
       }
       std::this_thread::sleep_for(1ms);
+    }
+    const int expected = owner_ == ParkerOwner::raw_1_0 ? 0 : 1;
+    if (shared_->minor != expected) {
+      throw std::runtime_error(fmt::format("{}: the session negotiated protocol 1.{}, expected 1.{}", name(),
+                                           shared_->minor.load(), expected));
     }
   }
 
@@ -201,6 +243,7 @@ class ParkerBackend final : public ParkingBackend {
   pid_t server_pid() const override { return server_.pid(); }
 
  private:
+  ParkerOwner owner_;
   Shared* shared_ = nullptr;
   std::unique_ptr<ScratchDir> dir_;
   RunningServer daemon_;
@@ -212,14 +255,15 @@ class ParkerBackend final : public ParkingBackend {
 }  // namespace
 #endif
 
-std::unique_ptr<ParkingBackend> make_parker_backend(const Config& config, std::string& why) {
+std::unique_ptr<ParkingBackend> make_parker_backend(const Config& config, std::string& why, ParkerOwner owner) {
   if (!std::filesystem::exists(config.program("parker"))) {
     why = "parker not built (no " + config.program("parker").string() + ")";
     return nullptr;
   }
 #if defined(BENCH_HAVE_PARKER_CLIENT)
-  return std::make_unique<ParkerBackend>();
+  return std::make_unique<ParkerBackend>(owner);
 #else
+  (void)owner;
   why = "parker's client library (parker::client, parker/client.hpp) not built";
   return nullptr;
 #endif

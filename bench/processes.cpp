@@ -190,6 +190,28 @@ std::optional<double> cpu_seconds(pid_t pid) {
   return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
+std::optional<double> scheduled_cpu_seconds(pid_t pid) {
+  DIR* tasks = ::opendir(fmt::format("/proc/{}/task", pid).c_str());
+  if (tasks == nullptr) return std::nullopt;
+  unsigned long long ns = 0;
+  bool any = false;
+  while (dirent* e = ::readdir(tasks)) {
+    if (e->d_name[0] == '.') continue;
+    int fd = ::open(fmt::format("/proc/{}/task/{}/schedstat", pid, e->d_name).c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;  // a thread that just ended
+    char buf[128];
+    ssize_t n = ::read(fd, buf, sizeof buf - 1);
+    ::close(fd);
+    if (n <= 0) continue;
+    buf[n] = '\0';
+    ns += std::strtoull(buf, nullptr, 10);  // the first field: time on a CPU, in ns
+    any = true;
+  }
+  ::closedir(tasks);
+  if (!any) return std::nullopt;
+  return static_cast<double>(ns) / 1e9;
+}
+
 std::optional<std::size_t> open_fd_count(pid_t pid) {
   DIR* dir = ::opendir(fmt::format("/proc/{}/fd", pid).c_str());
   if (dir == nullptr) return std::nullopt;

@@ -58,6 +58,9 @@ class ChildProcess {
 [[nodiscard]] std::optional<std::uint64_t> rss_bytes(pid_t pid);
 // User + system CPU time `pid` has used, in seconds (clock-tick resolution).
 [[nodiscard]] std::optional<double> cpu_seconds(pid_t pid);
+// CPU time every thread of `pid` has run, in seconds, from /proc/PID/task/*/schedstat
+// (nanosecond resolution: fit for intervals of milliseconds), or nullopt if it is gone.
+[[nodiscard]] std::optional<double> scheduled_cpu_seconds(pid_t pid);
 // Number of open fds of `pid`.
 [[nodiscard]] std::optional<std::size_t> open_fd_count(pid_t pid);
 

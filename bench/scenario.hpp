@@ -31,5 +31,6 @@ void run_wake_latency(const Config& config, ScenarioReport& report);
 void run_proxy_nutcracker(const Config& config, ScenarioReport& report);
 void run_idle_cost(const Config& config, ScenarioReport& report);
 void run_server_speed(const Config& config, ScenarioReport& report);
+void run_ack_cost(const Config& config, ScenarioReport& report);
 
 }  // namespace parker::bench

@@ -4,19 +4,12 @@
 // interleaved repetition by repetition.
 //
 // An owner process (parker::Client, its own poll loop) holds M idle loopback connections
-// (IdleClients). One cycle: park all M in PARK frames of `batch` records (as credit allows),
-// then RECALL the last one: parker handles a session's frames in order, so its wake means
-// every park has been processed. Then RECALL the other M-1 and take every fd back:
-//   parked/s = M / (first park() -> the last one's wake)
-//   woken/s  = (M-1) / (the RECALLs queued -> the last WAKE read)
-// Recall is used as the wake trigger because it costs parker no more than a readable
-// client does and needs no traffic from M client sockets (which would measure them too).
-#include <poll.h>
+// (IdleClients) and runs the park/wake cycle of owner_cycle.hpp on the harness's request:
+// park all M in PARK frames of `batch` records, RECALL them all back (a barrier at the end,
+// so parker's part of every wake, 1.1's ACK included, is counted).
 #include <sys/mman.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <map>
 #include <thread>
 #include <vector>
@@ -31,7 +24,7 @@
 #include "servers.hpp"
 
 #if defined(BENCH_HAVE_PARKER_CLIENT)
-#include "parker/client.hpp"
+#include "owner_cycle.hpp"
 #endif
 
 namespace parker::bench {
@@ -41,110 +34,27 @@ namespace {
 
 constexpr std::size_t kBatches[] = {1, 8, 64, 253};
 
-// Harness <-> owner, in shared memory: the harness posts a cycle, the owner answers.
-struct Shared {
-  std::atomic<std::uint64_t> accepted{0};
-  std::atomic<int> ready{0};
-  std::atomic<std::uint64_t> request{0};  // sequence number of the requested cycle
-  std::atomic<std::uint64_t> done{0};
-  std::atomic<std::size_t> batch{1};
-  double park_seconds = 0;
-  double wake_seconds = 0;
-  char error[200] = {};
-};
-
-void fail(Shared* shared, const std::string& what) {
-  std::snprintf(shared->error, sizeof shared->error, "%s", what.c_str());
-}
-
-int owner_main(int listener, std::size_t m, const std::string& socket, Shared* shared) {
+int owner_main(int listener, std::size_t m, const std::string& socket, OwnerControl* control) {
   std::vector<UniqueFd> held;
-  held.reserve(m);
-  std::vector<UniqueFd> back;
-  back.reserve(m);
-  double first_wake = 0, last_wake = 0;
-  ClientCallbacks callbacks;
-  callbacks.on_wake = [&](WokenConnection woken) noexcept {
-    double t = now_seconds();
-    if (back.empty()) first_wake = t;
-    last_wake = t;
-    back.push_back(std::move(woken.fd));
-  };
-  callbacks.on_rejected = [&](RejectedPark park) noexcept {
-    fail(shared, "parker rejected a park: " + park.describe());
-    back.push_back(std::move(park.fd));
-  };
-  callbacks.on_closed = [&](std::uint64_t id, protocol::CloseReason) noexcept {
-    fail(shared, fmt::format("parker closed parked connection {}", id));
-  };
-  Client client(std::move(callbacks));
+  if (!accept_connections(listener, m, held, control)) return 3;
+  CycleSink sink;
+  sink.control = control;
+  Client client(sink.callbacks());
   if (client.connect(socket, "throughput").failed()) return 2;
-
-  // One turn of the loop: send what is queued, wait up to `timeout_ms` for parker.
-  auto pump = [&](int timeout_ms) {
-    client.flush();
-    pollfd p{client.fd(), static_cast<short>(POLLIN | (client.wants_write() ? POLLOUT : 0)), 0};
-    if (p.fd < 0) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(timeout_ms));
-    } else if (::poll(&p, 1, timeout_ms) > 0) {
-      if (p.revents & POLLOUT) client.on_writable();
-      if (p.revents & (POLLIN | POLLERR | POLLHUP)) client.on_readable();
-    }
-    if (auto due = client.timer_deadline(); due && std::chrono::steady_clock::now() >= *due) client.on_timer();
-  };
-
-  // Accept the M idle connections.
-  while (held.size() < m) {
-    pollfd p{listener, POLLIN, 0};
-    if (::poll(&p, 1, 60000) <= 0) return 3;
-    for (int c; (c = ::accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0;) held.emplace_back(c);
-    shared->accepted = held.size();
-  }
-  for (int i = 0; i < 5000 && !client.connected(); ++i) pump(1);
+  for (int i = 0; i < 5000 && !client.connected(); ++i) pump(client, 1);
   if (!client.connected()) return 4;
-  shared->ready = 1;
+  control->ready = 1;
 
   std::uint64_t seen = 0;
   for (;;) {
-    if (shared->request.load() == seen) {
+    if (control->request.load() == seen) {
       if (getppid() == 1) return 0;
-      pump(1);
+      pump(client, 1);
       continue;
     }
-    seen = shared->request.load();
-    const std::size_t batch = shared->batch.load();
-    back.clear();
-    const double t0 = now_seconds();
-    auto deadline = std::chrono::steady_clock::now() + 60s;
-    std::size_t next = 0;
-    std::uint64_t id_base = seen * 1'000'000;
-    while (next < held.size()) {
-      std::size_t in_frame = 0;
-      while (next < held.size() && in_frame < batch) {
-        if (client.park(held[next], id_base + next, {}).failed()) break;  // no credit: wait
-        ++next;
-        ++in_frame;
-      }
-      client.flush();
-      if (in_frame < batch && next < held.size()) pump(1);
-      if (std::chrono::steady_clock::now() > deadline) {
-        fail(shared, "parking timed out");
-        break;
-      }
-    }
-    // Parker handles a session's frames in order: once the last parked id comes back from a
-    // RECALL sent after every PARK, all parks have been processed.
-    if (next > 0) (void)client.recall(id_base + next - 1);
-    while (back.empty() && std::chrono::steady_clock::now() < deadline) pump(5);
-    const double parked_at = first_wake;
-    const double t1 = now_seconds();
-    for (std::size_t i = 0; i + 1 < next; ++i) (void)client.recall(id_base + i);
-    while (back.size() < next && std::chrono::steady_clock::now() < deadline) pump(5);
-    if (back.size() < held.size()) fail(shared, fmt::format("{} of {} connections came back", back.size(), held.size()));
-    shared->park_seconds = parked_at - t0;
-    shared->wake_seconds = last_wake - t1;
-    held.swap(back);
-    shared->done = seen;
+    seen = control->request.load();
+    park_wake_cycle(client, sink, held, control->batch.load(), seen * 1'000'000, control);
+    control->done = seen;
   }
 }
 
@@ -165,12 +75,12 @@ void run_park_wake_throughput(const Config& config, ScenarioReport& report) {
   report.param("repetitions", std::to_string(reps));
   report.param("wake_trigger", "RECALL of every parked id (see the scenario's comment)");
 
-  void* memory = ::mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  void* memory = ::mmap(nullptr, sizeof(OwnerControl), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (memory == MAP_FAILED) throw std::runtime_error("mmap failed");
-  Shared* shared = new (memory) Shared();
+  OwnerControl* shared = new (memory) OwnerControl();
   struct Unmap {
     void* p;
-    ~Unmap() { ::munmap(p, sizeof(Shared)); }
+    ~Unmap() { ::munmap(p, sizeof(OwnerControl)); }
   } unmap{memory};
 
   ScratchDir dir;
@@ -203,17 +113,7 @@ void run_park_wake_throughput(const Config& config, ScenarioReport& report) {
   for (int rep = 0; rep < reps; ++rep) {
     for (std::size_t batch : kBatches) {
       double f = measure_fd_passing(FdPassMethod::floor, batch, m, floor_socket.get(), 60s);
-      shared->batch = batch;
-      shared->request = ++seq;
-      auto until = std::chrono::steady_clock::now() + 90s;
-      while (shared->done.load() != seq) {
-        if (std::chrono::steady_clock::now() > until || !owner.running()) {
-          throw std::runtime_error(fmt::format("park/wake cycle with batch {} did not finish: {}", batch,
-                                               shared->error));
-        }
-        std::this_thread::sleep_for(1ms);
-      }
-      if (shared->error[0] != 0) throw std::runtime_error(shared->error);
+      run_owner_cycle(shared, owner, ++seq, batch, 0);
       double p = static_cast<double>(m) / shared->park_seconds;
       double w = static_cast<double>(m - 1) / shared->wake_seconds;
       parked[batch].push_back(p);
@@ -244,7 +144,9 @@ void run_park_wake_throughput(const Config& config, ScenarioReport& report) {
   report.add_plot(std::move(plot));
   report.note("End to end: parked/s counts from the first park() until the recalled last connection "
               "is back (so every PARK frame was processed, plus one round trip); woken/s from queueing "
-              "the RECALLs of the others until the last WAKE is read by the owner. The floor "
+              "the RECALLs of the others until the last WAKE is read by the owner and a barrier (a RECALL "
+              "of an id never parked) is answered, so parker has also let go of its copies (1.1: on the "
+              "owner's ACK). The client library negotiates 1.1; ack_cost compares with 1.0. The floor "
               "only moves fds between two processes; parker also keeps an index, an epoll registration "
               "and a wake record per connection.");
   owner.stop(1s);

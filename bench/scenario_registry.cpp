@@ -21,6 +21,8 @@ const std::vector<Scenario>& all_scenarios() {
        run_idle_cost},
       {"server_speed", "(7) redis-benchmark ping/set/get: heavy_server vs redis-server",
        run_server_speed},
+      {"ack_cost", "protocol 1.1: what acks cost, park/wake and wake latency with 1.0 vs 1.1 sessions",
+       run_ack_cost},
   };
   return table;
 }

@@ -5,7 +5,7 @@
 // Live and parked probes alternate within one run (their order swapping every pair), so both
 // see the same machine. Before a parked probe is sent, the harness waits until the backend
 // reports every probe parked again: each measured request really is the first one on a
-// parked connection.
+// parked connection (parked_probes.hpp).
 //
 // Two settings, because on a VM the answer depends on it: "busy" sends the probes back to
 // back (processes and CPUs are awake, as in a loaded server); "idle" waits a quiet pause
@@ -19,7 +19,7 @@
 
 #include "idle_clients.hpp"
 #include "latency_probe.hpp"
-#include "loopback.hpp"
+#include "parked_probes.hpp"
 #include "parking_backend.hpp"
 #include "progress.hpp"
 #include "scenario.hpp"
@@ -35,53 +35,6 @@ struct PauseSetting {
 };
 constexpr PauseSetting kSettings[] = {{"busy", std::chrono::microseconds(0)},
                                       {"idle", std::chrono::microseconds(100)}};
-
-// Waits until `backend` holds `count` parked connections; throws after `timeout`.
-void wait_parked(const ParkingBackend& backend, std::uint64_t count, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (backend.parked_count() != count) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      throw std::runtime_error(fmt::format("{}: {} connections parked, expected {}", backend.name(),
-                                           backend.parked_count(), count));
-    }
-    std::this_thread::sleep_for(std::chrono::microseconds(20));
-  }
-}
-
-struct Samples {
-  std::vector<double> live;
-  std::vector<double> parked;
-};
-
-struct Probes {
-  std::vector<UniqueFd> live;
-  std::vector<UniqueFd> parked;
-};
-
-Samples measure(const ParkingBackend& backend, Probes& probes, std::uint64_t expected_parked, std::size_t count,
-                std::chrono::microseconds pause, Progress& progress) {
-  Samples s;
-  s.live.reserve(count);
-  s.parked.reserve(count);
-  for (std::size_t i = 0; i < count; ++i) {
-    // The order alternates: a probe sent right after another finds the processes (and CPUs)
-    // awake, which would flatter whichever always came second.
-    for (std::size_t k = 0; k < 2; ++k) {
-      bool parked_probe = (i + k) % 2 == 0;
-      // The previous parked probe must be back with the watcher before this one is sent.
-      if (parked_probe) wait_parked(backend, expected_parked, 2s);
-      if (pause.count() > 0) std::this_thread::sleep_for(pause);
-      if (parked_probe) {
-        s.parked.push_back(round_trip_us(probes.parked[i % probes.parked.size()].get()));
-      } else {
-        s.live.push_back(round_trip_us(probes.live[i % probes.live.size()].get()));
-      }
-    }
-    progress.advance();
-  }
-  wait_parked(backend, expected_parked, 2s);
-  return s;
-}
 
 struct Plots {
   PlotSpec cdf_idle;
@@ -99,7 +52,7 @@ void measure_setting(const ParkingBackend& backend, Probes& probes, std::size_t 
   Progress measuring(fmt::format("wake_latency {}: N={} {}", b, n, setting.label),
                      samples * static_cast<std::size_t>(reps));
   for (int rep = 0; rep < reps; ++rep) {
-    Samples s = measure(backend, probes, n + kProbes, samples, setting.pause, measuring);
+    ProbeSamples s = measure_probes(backend, probes, n + kProbes, samples, setting.pause, &measuring);
     Percentiles l = percentiles(s.live), p = percentiles(s.parked);
     figures["live.p50"].push_back(l.p50);
     figures["live.p99"].push_back(l.p99);
@@ -147,14 +100,7 @@ void run_backend(ParkingBackend& backend, const Config& config, ScenarioReport& 
   const int reps = config.reps(2, 3);
 
   backend.start(config);
-  Probes probes;
-  for (std::size_t i = 0; i < kProbes; ++i) {
-    probes.live.push_back(connect_tcp("127.0.0.1", backend.live_port()));
-    probes.parked.push_back(connect_tcp("127.0.0.1", backend.park_port()));
-    set_io_timeouts(probes.live.back().get(), 2s);
-    set_io_timeouts(probes.parked.back().get(), 2s);
-  }
-  wait_parked(backend, kProbes, 10s);
+  Probes probes = open_probes(backend, kProbes);
 
   IdleClients idle;
   std::map<std::string, PlotSeries> by_n;

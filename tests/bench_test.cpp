@@ -65,7 +65,7 @@ TEST_CASE("a quick run writes results.json, results.csv and plots, and leaves no
   CHECK(json.find("\n  \"scenarios\": [") != std::string::npos);
   CHECK(json.find("\"rlimit_nofile_soft\"") != std::string::npos);
   for (const char* name : {"fd_passing_raw", "park_wake_throughput", "idle_scale", "wake_latency",
-                           "proxy_nutcracker", "idle_cost", "server_speed"}) {
+                           "proxy_nutcracker", "idle_cost", "server_speed", "ack_cost"}) {
     INFO(name);
     CHECK(json.find(std::string("\"name\": \"") + name + "\"") != std::string::npos);
   }
@@ -76,7 +76,9 @@ TEST_CASE("a quick run writes results.json, results.csv and plots, and leaves no
   // measure through them ran, and none failed.
   CHECK(json.find("\"status\": \"failed\"") == std::string::npos);
   for (const char* metric : {"parker_vs_minimal_p50", "parked_per_second", "woken_per_second",
-                             "parker_bytes_per_parked_conn", "heavy_server_saved_per_conn"}) {
+                             "parker_bytes_per_parked_conn", "heavy_server_saved_per_conn",
+                             // ack_cost: 1.0 sessions (the bench's raw owner) against 1.1 ones
+                             "park_v11_vs_v10", "wake_v11_vs_v10", "cpu_v11_vs_v10", "parked_p50_v11_vs_v10"}) {
     INFO(metric);
     CHECK(json.find(std::string("\"metric\": \"") + metric + "\"") != std::string::npos);
   }
