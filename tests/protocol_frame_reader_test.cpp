@@ -9,6 +9,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <iterator>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "parker/fd_passing.hpp"
@@ -144,6 +147,108 @@ TEST_CASE("a frame split across many reads is whole only at its last byte", "[pr
   CHECK(open_fd_count() == baseline);
 }
 
+TEST_CASE("a big frame split across many reads keeps its fds, and the idle reader then holds no buffer",
+          "[protocol][frame_reader][memory]") {
+  std::size_t baseline = open_fd_count();
+  {
+    auto [sender, receiver] = make_pair();
+    // 253 records with 2 KiB blobs: ~530 KiB, several times the socket buffer and the read size.
+    proto::Wake big;
+    for (std::size_t i = 0; i < 253; ++i) {
+      big.records.push_back({100 + i, proto::WakeReason::readable, std::string(2048, static_cast<char>('a' + i % 26))});
+    }
+    Bytes frame = proto::encode(big);
+    auto fds = make_fds(253);
+    proto::FrameReader reader;
+    std::optional<proto::Frame> got;
+    std::size_t sent = 0;
+    std::size_t reads = 0;
+    const std::size_t steps[] = {1, 7, 4096, 40000, 3, 65536 + 5, 12345};
+    for (std::size_t k = 0; sent < frame.size(); ++k) {
+      std::size_t n = std::min(steps[k % std::size(steps)], frame.size() - sent);
+      send(sender.get(), std::span(frame).subspan(sent, n), sent == 0 ? raw(fds) : std::vector<int>{});
+      sent += n;
+      for (;;) {
+        parker::Error e = reader.read_from(receiver.get());
+        if (e.is(EAGAIN)) break;
+        REQUIRE(e.ok());
+        ++reads;
+        got = reader.next();
+        REQUIRE(reader.error() == proto::DecodeError::none);
+        if (got) break;
+        CHECK(reader.queued_fds() == 253);
+        // Grown geometrically for the frame in progress, never beyond it.
+        CHECK(reader.buffer_capacity() <= 2 * reader.buffered_bytes());
+        CHECK(reader.buffer_capacity() <= frame.size());
+      }
+      if (got) break;
+    }
+    CHECK(sent == frame.size());
+    CHECK(reads > 10);
+    REQUIRE(got.has_value());
+    CHECK(std::get<proto::Wake>(got->message) == big);
+    REQUIRE(got->fds.size() == 253);
+    for (std::size_t i = 0; i < 253; ++i) CHECK(inode_of(got->fds[i].get()) == inode_of(fds[i].get()));
+    // Idle again: no bytes, no fds, no buffer kept for them.
+    CHECK_FALSE(reader.next().has_value());
+    CHECK(reader.buffered_bytes() == 0);
+    CHECK(reader.queued_fds() == 0);
+    CHECK(reader.buffer_capacity() == 0);
+    CHECK(reader.read_from(receiver.get()).is(EAGAIN));
+    CHECK(reader.buffer_capacity() == 0);
+  }
+  CHECK(open_fd_count() == baseline);
+}
+
+TEST_CASE("after whole frames a reader keeps only the bytes of the unfinished one", "[protocol][frame_reader][memory]") {
+  std::size_t baseline = open_fd_count();
+  {
+    auto [sender, receiver] = make_pair();
+    // ~40 KiB of small frames glued in one read, then the first 20 bytes of a WAKE with fds.
+    Bytes glued;
+    for (std::uint32_t i = 0; i < 4000; ++i) proto::encode(proto::Credit{i}, glued);
+    send(sender.get(), glued);
+    Bytes wake = proto::encode(wake_of(2));
+    auto fds = make_fds(2);
+    send(sender.get(), std::span(wake).first(20), raw(fds));
+    proto::FrameReader reader;
+    auto frames = read_all(reader, receiver.get());
+    REQUIRE(reader.error() == proto::DecodeError::none);
+    REQUIRE(frames.size() == 4000);
+    CHECK(std::get<proto::Credit>(frames.back().message).grant == 3999);
+    CHECK(reader.buffered_bytes() == 20);
+    CHECK(reader.queued_fds() == 2);
+    CHECK(reader.buffer_capacity() <= 20 + 256);  // not the 40 KiB read it came in
+    // The rest arrives: the frame comes out with its fds, and nothing is kept.
+    send(sender.get(), std::span(wake).subspan(20));
+    frames = read_all(reader, receiver.get());
+    REQUIRE(frames.size() == 1);
+    CHECK(std::get<proto::Wake>(frames[0].message) == wake_of(2));
+    REQUIRE(frames[0].fds.size() == 2);
+    CHECK(inode_of(frames[0].fds[1].get()) == inode_of(fds[1].get()));
+    CHECK(reader.buffer_capacity() == 0);
+    CHECK(reader.queued_fds() == 0);
+  }
+  CHECK(open_fd_count() == baseline);
+}
+
+TEST_CASE("many idle readers after a big frame each hold no buffer", "[protocol][frame_reader][memory]") {
+  // What parker's sessions look like between requests: each read a big frame once.
+  auto [sender, receiver] = make_pair();
+  Bytes frame = proto::encode(proto::StatsReply{std::string(60 * 1024, 'x')});
+  std::vector<proto::FrameReader> readers(64);
+  for (auto& reader : readers) {
+    send(sender.get(), frame);
+    auto frames = read_all(reader, receiver.get());
+    REQUIRE(frames.size() == 1);
+    CHECK(std::get<proto::StatsReply>(frames[0].message).text.size() == 60 * 1024);
+  }
+  for (auto& reader : readers) {
+    CHECK(reader.buffered_bytes() == 0);
+    CHECK(reader.buffer_capacity() == 0);
+  }
+}
+
 TEST_CASE("several frames in one read come out one by one, in order", "[protocol][frame_reader]") {
   std::size_t baseline = open_fd_count();
   {
@@ -255,6 +360,7 @@ TEST_CASE("fd mismatches are protocol errors that close every fd received", "[pr
     CHECK(reader.error() != proto::DecodeError::none);
     CHECK(reader.queued_fds() == 0);
     CHECK(reader.buffered_bytes() == 0);
+    CHECK(reader.buffer_capacity() == 0);
     // The error sticks: nothing more is read or decoded.
     CHECK(reader.read_from(receiver.get()).is(EPROTO));
     CHECK_FALSE(reader.next().has_value());

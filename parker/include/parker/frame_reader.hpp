@@ -4,11 +4,18 @@
 // Invariant: every fd received is owned by the reader until a frame takes it; on a protocol
 // error or on destruction all of them are closed. A peer that sends more fds than its
 // frames account for is a protocol error (fd_mismatch), detected as soon as it is certain.
+//
+// Memory: an idle reader holds nothing. recvmsg() reads into a per-thread 64 KiB scratch
+// buffer; the reader keeps only the bytes not yet taken by next() (sized to them, grown
+// geometrically up to the frame's declared size while a big frame arrives) and frees them
+// as soon as the last one is taken. A peer that has half-sent a frame costs at most twice
+// what it sent, never more than the frame declares.
+// (Each reader used to keep a 64 KiB buffer for life: 5,000 sessions, 300 MB in parker.)
 #pragma once
 
 #include <cstddef>
-#include <deque>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "parker/error.hpp"
@@ -36,17 +43,20 @@ class FrameReader {
   [[nodiscard]] DecodeError error() const noexcept { return error_; }
   [[nodiscard]] std::size_t buffered_bytes() const noexcept { return buffer_.size() - start_; }
   [[nodiscard]] std::size_t queued_fds() const noexcept { return fds_.size(); }
+  // Bytes of memory the reader holds for buffered_bytes(); 0 when none are buffered.
+  [[nodiscard]] std::size_t buffer_capacity() const noexcept { return buffer_.capacity(); }
 
   // Test seam: feed bytes and fds as if they had been received.
   void feed(std::span<const std::byte> bytes, std::vector<UniqueFd> fds);
 
  private:
   void fail(DecodeError e);
-  void compact();
+  void append(std::span<const std::byte> bytes);
+  void shrink_to_held();
 
-  std::vector<std::byte> buffer_;
-  std::size_t start_ = 0;  // first unconsumed byte of buffer_
-  std::deque<UniqueFd> fds_;
+  std::vector<std::byte> buffer_;  // capacity 0 whenever nothing is buffered
+  std::size_t start_ = 0;          // first unconsumed byte of buffer_
+  std::vector<UniqueFd> fds_;      // in arrival order; capacity 0 whenever none is queued
   DecodeError error_ = DecodeError::none;
 };
 
