@@ -1,6 +1,9 @@
 #include "daemon.hpp"
 
 #include <fcntl.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,7 +21,6 @@
 namespace parker::daemon {
 namespace {
 
-constexpr int kAcceptsPerEvent = 64;
 constexpr std::uint32_t kMaxCreditWindow = 2048;
 // With many owner sessions the window shrinks to a fair share of the budget, down to this.
 constexpr std::uint32_t kMinCreditWindow = 8;
@@ -29,10 +31,6 @@ template <class Handle>
 uv_handle_t* as_handle(Handle* h) {
   return reinterpret_cast<uv_handle_t*>(h);
 }
-
-UniqueFd open_spare_fd() { return UniqueFd(::open("/", O_RDONLY | O_CLOEXEC)); }
-
-bool is_abstract(const std::string& path) { return !path.empty() && path.front() == '@'; }
 
 }  // namespace
 
@@ -56,26 +54,19 @@ Error Daemon::start() {
     std::filesystem::create_directories("/run/parker", ec);
     (void)::chmod("/run/parker", 0755);
   }
-  auto listening = listen_unix(path, ListenOptions{config_.socket_mode, 1024, 0, true});
-  if (!listening.ok()) return listening.error;
-  listen_fd_ = std::move(listening.value);
-  spare_fd_ = open_spare_fd();
-  if (Error e = watcher_.open(loop_, on_socket_ready, this); e.failed()) {
-    listen_fd_.reset();
-    if (!is_abstract(path)) (void)::unlink(path.c_str());
+  if (Error e = watcher_.open(loop_, on_socket_ready, this); e.failed()) return e;
+  if (Error e = listener_.start(loop_, path, config_.socket_mode, [this](UniqueFd peer) { new_session(std::move(peer)); },
+                                counters_.accept_emfile_total);
+      e.failed()) {
+    watcher_.close();
     return e;
   }
 
-  uv_poll_init(loop_, &listener_, listen_fd_.get());
-  listener_.data = this;
-  uv_poll_start(&listener_, UV_READABLE, on_listener);
-  listening_ = true;
-
-  uv_timer_init(loop_, &deadline_timer_);
+  deadlines_.open(loop_, [](ParkedSocket& s) { s.pool->deadline_passed(s); });
   uv_timer_init(loop_, &grace_timer_);
   uv_timer_init(loop_, &shutdown_timer_);
   uv_timer_init(loop_, &hello_timer_);
-  deadline_timer_.data = grace_timer_.data = shutdown_timer_.data = hello_timer_.data = this;
+  grace_timer_.data = shutdown_timer_.data = hello_timer_.data = this;
   uv_timer_start(&hello_timer_, on_hello_timer, kHelloSweepMs, kHelloSweepMs);
   uv_check_init(loop_, &flush_check_);
   uv_prepare_init(loop_, &flush_prepare_);
@@ -113,12 +104,7 @@ void Daemon::request_shutdown() {
   }
   stopping_ = true;
   spdlog::info("shutting down: handing {} parked connections back to their owners", parked_total_);
-  if (listening_) {
-    listening_ = false;
-    uv_close(as_handle(&listener_), nullptr);
-    listen_fd_.reset();
-    if (!is_abstract(config_.socket_path)) (void)::unlink(config_.socket_path.c_str());
-  }
+  listener_.stop();
   for (auto& [name, pool] : pools_) pool->shutdown();
   for (ControlSession* s : std::vector<ControlSession*>(sessions_.begin(), sessions_.end())) s->finish();
   uv_timer_start(&shutdown_timer_, on_shutdown_timer, static_cast<std::uint64_t>(config_.shutdown_flush.count()), 0);
@@ -133,12 +119,7 @@ void Daemon::stop_now() {
   if (stopped_) return;
   stopped_ = true;
   stopping_ = true;
-  if (listening_) {
-    listening_ = false;
-    uv_close(as_handle(&listener_), nullptr);
-    listen_fd_.reset();
-    if (!is_abstract(config_.socket_path)) (void)::unlink(config_.socket_path.c_str());
-  }
+  listener_.stop();
   // Sessions still writing after the flush time: what they could not send is closed.
   for (ControlSession* s : std::vector<ControlSession*>(sessions_.begin(), sessions_.end())) s->close();
   for (auto& [name, pool] : pools_) pool->shutdown();
@@ -158,13 +139,13 @@ void Daemon::close_handles() {
   if (!handles_open_) return;
   handles_open_ = false;
   for (uv_handle_t* h : {as_handle(&sigterm_), as_handle(&sigint_), as_handle(&sighup_),
-                         as_handle(&deadline_timer_), as_handle(&grace_timer_), as_handle(&shutdown_timer_),
+                         as_handle(&grace_timer_), as_handle(&shutdown_timer_),
                          as_handle(&hello_timer_),
                          as_handle(&flush_check_), as_handle(&flush_prepare_)}) {
     uv_close(h, nullptr);
   }
+  deadlines_.close();
   watcher_.close();
-  spare_fd_.reset();
 }
 
 void Daemon::on_socket_ready(void* /*context*/, ParkedSocket& socket, bool error) noexcept {
@@ -212,44 +193,6 @@ void Daemon::drop_silent_peers() {
   }
 }
 
-void Daemon::schedule_deadline(ParkedSocket& socket) {
-  deadlines_.push(socket);
-  if (deadlines_.top() == &socket) deadline_dirty_ = true;
-}
-
-void Daemon::cancel_deadline(ParkedSocket& socket) noexcept {
-  bool was_top = deadlines_.top() == &socket;
-  deadlines_.erase(socket);
-  if (was_top) deadline_dirty_ = true;
-}
-
-void Daemon::rearm_deadline_timer() {
-  deadline_dirty_ = false;
-  if (!handles_open_) return;
-  ParkedSocket* first = deadlines_.top();
-  if (first == nullptr) {
-    if (armed_deadline_ != 0) uv_timer_stop(&deadline_timer_);
-    armed_deadline_ = 0;
-    return;
-  }
-  if (first->deadline == armed_deadline_) return;
-  armed_deadline_ = first->deadline;
-  std::uint64_t now = uv_now(loop_);
-  uv_timer_start(&deadline_timer_, on_deadline_timer, first->deadline > now ? first->deadline - now : 0, 0);
-}
-
-void Daemon::on_deadline_timer(uv_timer_t* handle) noexcept {
-  auto* self = static_cast<Daemon*>(handle->data);
-  self->armed_deadline_ = 0;
-  self->expire_deadlines();
-  self->rearm_deadline_timer();
-}
-
-void Daemon::expire_deadlines() {
-  std::uint64_t now = uv_now(loop_);
-  while (ParkedSocket* s = deadlines_.pop_expired(now)) s->pool->deadline_passed(*s);
-}
-
 void Daemon::held_added() noexcept {
   ++held_total_;
   // Every new hold expires after all earlier ones: only an idle timer needs arming.
@@ -270,49 +213,7 @@ void Daemon::sweep_held() {
   if (next != 0 && handles_open_) uv_timer_start(&grace_timer_, on_grace_timer, next > now ? next - now : 0, 0);
 }
 
-// ---- the listener --------------------------------------------------------------------------
-
-void Daemon::on_listener(uv_poll_t* handle, int status, int /*events*/) noexcept {
-  auto* self = static_cast<Daemon*>(handle->data);
-  if (status < 0) {
-    spdlog::error("listener: {}", uv_strerror(status));
-    return;
-  }
-  self->accept_connections();
-}
-
-void Daemon::accept_connections() {
-  for (int i = 0; i < kAcceptsPerEvent && listening_; ++i) {
-    auto accepted = accept_connection(listen_fd_.get(), true);
-    if (accepted.ok()) {
-      new_session(std::move(accepted.value));
-      continue;
-    }
-    int e = accepted.error.code;
-    if (e == EAGAIN || e == EWOULDBLOCK) return;
-    if (e == EMFILE || e == ENFILE) {
-      shed_one_connection();
-      continue;
-    }
-    if (e == ECONNABORTED || e == EPROTO || e == EINTR) continue;
-    spdlog::error("accept: {}", describe(accepted.error));
-    return;
-  }
-}
-
-// Out of descriptors: a level-triggered listener would report the same pending connection
-// forever. Like libuv's uv__emfile_trick: give up the spare fd, accept, close at once (the
-// peer sees its connection closed), take the spare back.
-void Daemon::shed_one_connection() {
-  ++counters_.accept_emfile_total;
-  if (counters_.accept_emfile_total == 1 || counters_.accept_emfile_total % 1000 == 0) {
-    spdlog::warn("out of file descriptors: refusing connections ({} so far)", counters_.accept_emfile_total);
-  }
-  spare_fd_.reset();
-  auto shed = accept_connection(listen_fd_.get(), true);
-  shed.value.reset();
-  spare_fd_ = open_spare_fd();
-}
+// ---- peers ---------------------------------------------------------------------------------
 
 bool Daemon::peer_allowed(uid_t uid, gid_t gid) const {
   if (uid == 0 || uid == ::geteuid()) return true;
@@ -362,6 +263,7 @@ void Daemon::new_session(UniqueFd fd) {
     return;
   }
   sessions_.insert(session);
+  peak_sessions_ = std::max(peak_sessions_, sessions_.size());
   capacity_.session_opened();
   ++counters_.sessions_total;
   if (!creds.ok()) {
@@ -384,7 +286,25 @@ void Daemon::session_closing(ControlSession& session, bool was_owner) {
   capacity_.session_closed();
   if (was_owner) --owner_sessions_;
   credit_dirty_ = true;
+  give_back_memory_after_churn();
   maybe_finish_shutdown();
+}
+
+// Thousands of peers coming and going leave glibc holding their freed buffers (tens of MB
+// that RSS keeps showing). Once the sessions fall below half their recent peak, trim — at
+// most every few seconds: it walks the whole heap.
+void Daemon::give_back_memory_after_churn() {
+  constexpr std::size_t kMinPeak = 256;
+  constexpr std::uint64_t kMinIntervalMs = 5000;
+  peak_sessions_ = std::max(peak_sessions_, sessions_.size() + 1);
+  if (peak_sessions_ < kMinPeak || sessions_.size() > peak_sessions_ / 2) return;
+  std::uint64_t now = uv_now(loop_);
+  if (last_trim_ != 0 && now - last_trim_ < kMinIntervalMs) return;
+  last_trim_ = now;
+  peak_sessions_ = sessions_.size();
+#if defined(__GLIBC__)
+  (void)::malloc_trim(0);
+#endif
 }
 
 // ---- pools -------------------------------------------------------------------------------
@@ -458,7 +378,7 @@ void Daemon::flush() {
     for (ControlSession* s : batch) s->dirty = false;
     for (ControlSession* s : batch) s->pump();
   }
-  if (deadline_dirty_) rearm_deadline_timer();
+  deadlines_.rearm_if_needed();
   if (!idle_candidates_.empty()) {
     std::vector<std::string> names;
     names.swap(idle_candidates_);

@@ -25,9 +25,10 @@
 #include <vector>
 
 #include "capacity.hpp"
-#include "deadline_heap.hpp"
+#include "deadline_timer.hpp"
 #include "options.hpp"
 #include "parked_socket.hpp"
+#include "peer_listener.hpp"
 #include "parker/error.hpp"
 #include "parker/unique_fd.hpp"
 #include "socket_watcher.hpp"
@@ -69,8 +70,7 @@ class Daemon {
   [[nodiscard]] Pool* pool_for(const std::string& name, uid_t uid);
   void pool_may_be_idle(Pool& pool);
 
-  void schedule_deadline(ParkedSocket& socket);
-  void cancel_deadline(ParkedSocket& socket) noexcept;
+  [[nodiscard]] DeadlineTimer& deadlines() noexcept { return deadlines_; }
   void parked_added(std::size_t blob_bytes) noexcept;
   void parked_removed(std::size_t blob_bytes) noexcept;
   void held_added() noexcept;
@@ -92,26 +92,21 @@ class Daemon {
   [[nodiscard]] std::string list_text() const;
 
  private:
-  static void on_listener(uv_poll_t* handle, int status, int events) noexcept;
   static void on_socket_ready(void* context, ParkedSocket& socket, bool error) noexcept;
   static void on_signal(uv_signal_t* handle, int signum) noexcept;
-  static void on_deadline_timer(uv_timer_t* handle) noexcept;
   static void on_grace_timer(uv_timer_t* handle) noexcept;
   static void on_shutdown_timer(uv_timer_t* handle) noexcept;
   static void on_hello_timer(uv_timer_t* handle) noexcept;
   static void on_flush(uv_check_t* handle) noexcept;
   static void on_prepare(uv_prepare_t* handle) noexcept;
 
-  void accept_connections();
-  void shed_one_connection();  // EMFILE: accept with the spare fd and close at once
   void new_session(UniqueFd fd);
   [[nodiscard]] bool peer_allowed(uid_t uid, gid_t gid) const;
   void flush();
   void distribute_credit();
   void resume_paused_sessions();
   void drop_silent_peers();
-  void rearm_deadline_timer();
-  void expire_deadlines();
+  void give_back_memory_after_churn();
   void sweep_held();
   void maybe_finish_shutdown();
   void stop_now();
@@ -124,15 +119,12 @@ class Daemon {
   std::function<void()> reopen_log_;
   Counters counters_;
 
-  UniqueFd listen_fd_;
-  UniqueFd spare_fd_;
-  uv_poll_t listener_{};
+  PeerListener listener_;
   SocketWatcher watcher_;  // every parked socket, in one kernel readiness set
   uv_signal_t sigterm_{}, sigint_{}, sighup_{};
-  uv_timer_t deadline_timer_{}, grace_timer_{}, shutdown_timer_{}, hello_timer_{};
+  uv_timer_t grace_timer_{}, shutdown_timer_{}, hello_timer_{};
   uv_check_t flush_check_{};
   uv_prepare_t flush_prepare_{};
-  bool listening_ = false;
   bool handles_open_ = false;
   bool stopping_ = false;
   bool stopped_ = false;
@@ -144,10 +136,10 @@ class Daemon {
   std::vector<ControlSession*> paused_for_room_;  // live sessions waiting for descriptor room
   std::uint64_t next_session_id_ = 1;
   std::size_t owner_sessions_ = 0;
+  std::size_t peak_sessions_ = 0;  // since the last trim (give_back_memory_after_churn)
+  std::uint64_t last_trim_ = 0;
 
-  DeadlineHeap<ParkedSocket> deadlines_;
-  std::uint64_t armed_deadline_ = 0;  // what deadline_timer_ is set for (0: stopped)
-  bool deadline_dirty_ = false;
+  DeadlineTimer deadlines_;
   bool credit_dirty_ = false;
 
   std::size_t parked_total_ = 0;

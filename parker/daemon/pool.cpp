@@ -54,7 +54,7 @@ std::optional<RejectReason> Pool::park(const protocol::ParkRecord& record, Uniqu
   blob_bytes_ += record.blob.size();
   if (record.deadline_ms != 0) {
     s.deadline = daemon_.now() + record.deadline_ms;
-    daemon_.schedule_deadline(s);
+    daemon_.deadlines().schedule(s);
   }
   daemon_.parked_added(record.blob.size());
   // A socket with data already waiting comes back at once: the watcher is level-triggered,
@@ -186,7 +186,7 @@ void Pool::close_socket(ParkedSocket& s, CloseReason reason) {
 }
 
 UniqueFd Pool::retire(ParkedSocket& s) {
-  daemon_.cancel_deadline(s);
+  daemon_.deadlines().cancel(s);
   // Out of the kernel's readiness set before the fd is closed or handed away: a
   // registration outlives our fd while the owner's copy of the same file stays open.
   daemon_.watcher().remove(s);

@@ -1,0 +1,49 @@
+// PeerListener: parker's listening Unix socket — the file, the accept loop, and the EMFILE
+// trick — handing each connected peer to a callback.
+//
+// Lifetime: stop() closes the poll handle (libuv frees nothing of ours) and the fd, and
+// unlinks the socket file; call it before the loop's last run.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "parker/error.hpp"
+#include "parker/unique_fd.hpp"
+
+namespace parker::daemon {
+
+class PeerListener {
+ public:
+  using NewPeer = std::function<void(UniqueFd peer)>;
+
+  PeerListener() = default;
+  PeerListener(const PeerListener&) = delete;
+  PeerListener& operator=(const PeerListener&) = delete;
+
+  // Creates the socket file at `path` (mode `mode`, never briefly wider) and starts
+  // accepting. `emfile_total` counts connections shed for want of descriptors.
+  [[nodiscard]] Error start(uv_loop_t* loop, const std::string& path, unsigned mode, NewPeer on_peer,
+                            std::uint64_t& emfile_total);
+  // Stops accepting and removes the socket file. Idempotent.
+  void stop() noexcept;
+  [[nodiscard]] bool listening() const noexcept { return listening_; }
+
+ private:
+  static void on_readable(uv_poll_t* handle, int status, int events) noexcept;
+  void accept_connections();
+  void shed_one_connection();  // EMFILE: accept with the spare fd and close at once
+
+  std::string path_;
+  UniqueFd fd_;
+  UniqueFd spare_fd_;  // given up on EMFILE so that one connection can be accepted and shed
+  uv_poll_t poll_{};
+  bool listening_ = false;
+  NewPeer on_peer_;
+  std::uint64_t* emfile_total_ = nullptr;
+};
+
+}  // namespace parker::daemon
