@@ -9,13 +9,17 @@
 
 #include "heavy/connection.hpp"
 #include "heavy/listener_blob.hpp"
+#include "heavy/session_blob.hpp"
 
 namespace heavy {
 
 namespace {
 
 constexpr std::uint64_t kHandoverScanMs = 10;
-constexpr std::uint64_t kHandoverGraceMs = 1000;  // after the deadline: waiting for the last barrier
+constexpr std::uint64_t kHandoverGraceMs = 1000;  // after the deadline: waiting for the last confirmations
+// After GOODBYE: the client library gives up on parker's answer after its hello_timeout (5 s);
+// this only guards against that answer never being reported at all.
+constexpr std::uint64_t kLeaveBackstopMs = 7000;
 
 // Bytes the kernel holds for `fd` that we have not read. A connection just handed back by a
 // wake has its request waiting there: when the loop iteration that adopted it took longer
@@ -66,6 +70,9 @@ void Parking::start(ListenerReady on_listener) {
   cb.on_closed = [this](std::uint64_t id, parker::protocol::CloseReason r) { closed_by_parker(id, r); };
   cb.on_rejected = [this](parker::RejectedPark p) { rejected(std::move(p)); };
   cb.on_error = [this](const parker::protocol::ErrorMessage& e) { error_from_parker(e); };
+  cb.on_parked = [this](std::uint64_t /*id*/) { maybe_finish_handover(); };
+  cb.on_inventory = [this](const parker::protocol::InventoryReply& r) { inventory(r); };
+  cb.on_left = [this](parker::Error e) { left(e); };
   client_ = parker::UvClient::create(server_.loop(), std::move(cb));
   set_scan_interval(std::clamp<std::uint64_t>(options_.park_after_ms / 4, 10, 250));
   uv_timer_start(&phase_timer_, on_phase_timer, options_.startup_timeout_ms, 0);
@@ -86,6 +93,7 @@ void Parking::close() noexcept {
   phase_ = Phase::done;
   client_.reset();  // parks not sent yet come back through rejected() now
   listener_.reset();
+  handed_over_.reset();
   uv_close(reinterpret_cast<uv_handle_t*>(&scan_timer_), on_handle_closed);
   uv_close(reinterpret_cast<uv_handle_t*>(&phase_timer_), on_handle_closed);
 }
@@ -104,17 +112,22 @@ void Parking::connected(const parker::protocol::Welcome& welcome) {
     spdlog::info("parking idle connections with parker at {} (pool {}, after {} ms)", options_.socket_path,
                  options_.pool, options_.park_after_ms);
   }
-  // Parks sent on the previous connection reached parker or died with it: either way no
-  // REJECTED can come for them any more.
-  unconfirmed_.clear();
-  barriers_confirmed_ = barriers_sent_;
-  if (welcome.parked_in_pool == 0 && !parked_.empty()) {
-    // A new parker: the connections the old one held are gone with it.
-    spdlog::warn("parker holds none of our {} parked connection(s) any more; forgetting them", parked_.size());
-    forget_all_entries();
-  }
   for (auto& [id, stand_in] : parked_) {
     if (stand_in && stand_in->wants_recall()) stand_in->recall_again();
+  }
+  if (client_->core().exactly_once() && client_->request_inventory().ok()) {
+    // What the pool holds decides the index (and, at start, the listener): see inventory().
+    inventory_pending_ = true;
+    unlisted_.clear();
+    for (const auto& [id, stand_in] : parked_) unlisted_.insert(id);
+    listener_in_inventory_ = false;
+    inventory_records_ = inventory_subscribers_ = 0;
+    return;
+  }
+  // A parker speaking protocol 1.0: no inventory. An empty pool means a new parker.
+  if (welcome.parked_in_pool == 0 && !parked_.empty()) {
+    spdlog::warn("parker holds none of our {} parked connection(s) any more; forgetting them", parked_.size());
+    forget_all_entries();
   }
   if (phase_ == Phase::starting) {
     if (welcome.parked_in_pool > 0) {
@@ -131,20 +144,87 @@ void Parking::disconnected(parker::Error error, std::chrono::milliseconds retry_
                  options_.socket_path, parker::describe(error), retry_in.count());
     warned_unavailable_ = true;
   }
-  if (phase_ == Phase::starting) decide_listener({});
+  inventory_pending_ = false;  // asked again on the next session
+  unlisted_.clear();
+  if (phase_ == Phase::starting) decide_listener(std::move(handed_over_));
 }
 
 void Parking::error_from_parker(const parker::protocol::ErrorMessage& error) {
   if (error.code == parker::protocol::ErrorCode::unknown_id) {
-    if (error.id == kListenerParkId) {
-      if (phase_ == Phase::starting) decide_listener({});
-    } else if (error.id >= kBarrierIdBase) {
-      confirm(error.id - kBarrierIdBase);
-    }
+    if (error.id == kListenerParkId && phase_ == Phase::starting) decide_listener({});
     // Otherwise a recall crossed a wake on the wire: nothing to do.
     return;
   }
   spdlog::warn("parker: {} ({})", error.text, parker::protocol::to_string(error.code));
+}
+
+// --- The inventory: what the pool holds ---
+
+void Parking::inventory(const parker::protocol::InventoryReply& reply) {
+  if (!inventory_pending_) return;
+  // A big pool comes in many batches: the start waits while they keep coming.
+  if (phase_ == Phase::starting) uv_timer_start(&phase_timer_, on_phase_timer, options_.startup_timeout_ms, 0);
+  try {
+    for (const parker::protocol::InventoryRecord& record : reply.records) index_record(record);
+  } catch (const std::bad_alloc&) {
+    spdlog::warn("out of memory while indexing parker's inventory; some parked connections are not indexed");
+  }
+  if (reply.last) inventory_done();
+}
+
+void Parking::index_record(const parker::protocol::InventoryRecord& record) {
+  if (record.id == kListenerParkId) {
+    listener_in_inventory_ = true;
+    return;
+  }
+  ++inventory_records_;
+  unlisted_.erase(record.id);
+  // Held (waiting for an owner): it is on its way to us as a WAKE. Already indexed: ours.
+  // Served here: it cannot be parked as well (an id a new process gave away again).
+  if (record.state != parker::protocol::InventoryState::parked || parked_.contains(record.id) ||
+      server_.find_connection(record.id) != nullptr) {
+    return;
+  }
+  // A subscriber is registered under its channels at once, so PUBLISH counts it (and recalls
+  // it) without waking anyone now. Its blob is the session, as we (or a predecessor) parked it.
+  std::unique_ptr<ParkedSubscriber> stand_in;
+  SessionDecodeResult decoded = decode_session(as_bytes(record.blob));
+  if (decoded.session && decoded.session->subscribed()) {
+    const auto& channels = decoded.session->channels;
+    stand_in = std::make_unique<ParkedSubscriber>(record.id, std::vector<std::string>(channels.begin(), channels.end()),
+                                                  &recall_);
+    for (const std::string& channel : stand_in->channels()) server_.pubsub().subscribe(channel, stand_in.get());
+    ++inventory_subscribers_;
+  } else if (!decoded.session) {
+    spdlog::debug("client {}: parked with a blob we do not understand ({}); indexed anyway", record.id, decoded.error);
+  }
+  parked_.emplace(record.id, std::move(stand_in));
+}
+
+void Parking::inventory_done() {
+  inventory_pending_ = false;
+  if (!unlisted_.empty()) {
+    // A new parker, or connections woken to another process of the pool meanwhile.
+    spdlog::warn("parker holds none of {} of our parked connection(s) any more; forgetting them", unlisted_.size());
+    std::vector<std::uint64_t> gone(unlisted_.begin(), unlisted_.end());
+    unlisted_.clear();
+    for (std::uint64_t id : gone) forget_entry(id);
+  }
+  update_gauge();
+  if (phase_ == Phase::starting) {
+    if (inventory_records_ > 0) {
+      spdlog::info("parker holds {} connection(s) of pool {} ({} subscriber(s), registered for PUBLISH)",
+                   inventory_records_, options_.pool, inventory_subscribers_);
+    }
+    if (handed_over_) {
+      decide_listener(std::move(handed_over_));  // it came (as a held wake) before the inventory
+    } else if (!listener_in_inventory_ || client_->recall(kListenerParkId).failed()) {
+      decide_listener({});
+    }
+    // else: decided when the listener comes back (listener_woken), or by the startup timer
+  } else if (listener_in_inventory_ && phase_ == Phase::serving) {
+    spdlog::warn("parker holds a listening socket of pool {} that nobody took over", options_.pool);
+  }
 }
 
 // --- Parking ---
@@ -152,7 +232,7 @@ void Parking::error_from_parker(const parker::protocol::ErrorMessage& error) {
 void Parking::on_scan(uv_timer_t* timer) noexcept { static_cast<Parking*>(timer->data)->scan(); }
 
 void Parking::scan() {
-  if (!client_ || !client_->connected() || phase_ == Phase::done) return;
+  if (!client_ || !client_->connected() || (phase_ != Phase::serving && phase_ != Phase::handing_over)) return;
   const std::uint64_t now = uv_now(server_.loop());
   const std::uint64_t after = phase_ == Phase::handing_over ? 0 : options_.park_after_ms;
   out_of_credit_counted_ = false;
@@ -166,12 +246,11 @@ void Parking::scan() {
   if (phase_ == Phase::handing_over && (server_.connection_count() == 0 || handover_deadline_passed_)) {
     park_listener();
   }
-  end_batch();
   maybe_finish_handover();
 }
 
 void Parking::park_one(Connection& conn) {
-  if (!conn.idle() || conn.id() >= kBarrierIdBase || has_unread_bytes(conn.fd())) return;
+  if (!conn.idle() || has_unread_bytes(conn.fd())) return;
   if (client_->credit() == 0) {
     if (!out_of_credit_counted_) ++server_.stats().parking.park_failures_total;  // once per scan
     out_of_credit_counted_ = true;
@@ -190,7 +269,7 @@ void Parking::park_one(Connection& conn) {
     spdlog::debug("client {}: not parked: {}", id, d.error);
     return;
   }
-  std::vector<std::byte>& blob = d.detached->blob;
+  const std::vector<std::byte>& blob = d.detached->blob;
   if (parker::Error e = client_->park(d.detached->fd, id, as_chars(blob)); e.failed()) {
     ++server_.stats().parking.park_failures_total;
     spdlog::debug("client {}: not parked: {}", id, parker::describe(e));
@@ -201,23 +280,11 @@ void Parking::park_one(Connection& conn) {
     }
     return;
   }
+  // The library keeps the fd and the blob until parker confirms the park (on_parked), and
+  // gives both back through rejected() if parker refuses it or the session ends first.
   parked_[id] = std::move(stand_in);
-  unconfirmed_[id] = Unconfirmed{barriers_sent_, std::move(blob)};
-  batch_open_ = true;
   ++server_.stats().parking.parks_total;
   update_gauge();
-}
-
-void Parking::end_batch() {
-  if (!batch_open_ || !client_) return;
-  batch_open_ = false;
-  if (client_->recall(kBarrierIdBase + barriers_sent_).ok()) ++barriers_sent_;
-}
-
-void Parking::confirm(std::uint64_t barrier) {
-  std::erase_if(unconfirmed_, [barrier](const auto& entry) { return entry.second.barrier <= barrier; });
-  barriers_confirmed_ = std::max(barriers_confirmed_, barrier + 1);
-  maybe_finish_handover();
 }
 
 void Parking::rejected(parker::RejectedPark park) {
@@ -227,15 +294,16 @@ void Parking::rejected(parker::RejectedPark park) {
     listener_parked_ = false;
     return;
   }
-  std::vector<std::byte> kept;
-  if (park.blob.empty()) {
-    if (auto it = unconfirmed_.find(park.id); it != unconfirmed_.end()) kept = std::move(it->second.blob);
-  }
   ++server_.stats().parking.park_failures_total;
   if (server_.stats().parking.parks_total > 0) --server_.stats().parking.parks_total;
   spdlog::debug("client {}: park refused: {}", park.id, park.describe());
-  const std::span<const std::byte> blob = park.blob.empty() ? std::span<const std::byte>(kept) : as_bytes(park.blob);
-  (void)restore(std::move(park.fd), blob, park.id);
+  if (park.blob.empty()) {
+    // Only a 1.0 frame cut by a lost connection could come back without its session.
+    spdlog::warn("client {}: came back from parker without its session ({}); closing it", park.id, park.describe());
+    forget_entry(park.id);
+    return;  // park.fd closes the socket
+  }
+  (void)restore(std::move(park.fd), as_bytes(park.blob), park.id);
 }
 
 // --- Waking ---
@@ -245,6 +313,7 @@ void Parking::woken(parker::WokenConnection woken) {
     listener_woken(std::move(woken.fd), woken.blob);
     return;
   }
+  // Acknowledged to parker when this returns: the connection is ours from here on.
   if (restore(std::move(woken.fd), as_bytes(woken.blob), woken.id) != nullptr) {
     ++server_.stats().parking.wakes_total;
   }
@@ -256,7 +325,7 @@ Connection* Parking::restore(parker::UniqueFd fd, std::span<const std::byte> blo
     stand_in = std::move(it->second);
     parked_.erase(it);
   }
-  unconfirmed_.erase(id);
+  unlisted_.erase(id);
   update_gauge();
   AdoptResult r = server_.adopt_connection(std::move(fd), blob, stand_in.get());
   if (r.connection == nullptr) {
@@ -280,11 +349,11 @@ void Parking::closed_by_parker(std::uint64_t id, parker::protocol::CloseReason r
 }
 
 void Parking::forget_entry(std::uint64_t id) {
+  unlisted_.erase(id);
   auto it = parked_.find(id);
   if (it == parked_.end()) return;
   if (it->second) server_.pubsub().rebind(it->second->channels(), it->second.get(), nullptr);
   parked_.erase(it);
-  unconfirmed_.erase(id);
   update_gauge();
 }
 
@@ -293,7 +362,7 @@ void Parking::forget_all_entries() {
     if (stand_in) server_.pubsub().rebind(stand_in->channels(), stand_in.get(), nullptr);
   }
   parked_.clear();
-  unconfirmed_.clear();
+  unlisted_.clear();
   update_gauge();
 }
 
@@ -301,19 +370,35 @@ void Parking::forget_all_entries() {
 
 void Parking::on_phase_timer(uv_timer_t* timer) noexcept {
   auto* self = static_cast<Parking*>(timer->data);
-  if (self->phase_ == Phase::starting) {
-    spdlog::info("no answer from parker within {} ms; listening afresh", self->options_.startup_timeout_ms);
-    self->decide_listener({});
-  } else if (self->phase_ == Phase::handing_over) {
-    if (!self->handover_deadline_passed_) {
-      spdlog::warn("graceful restart: {} connection(s) still busy after {} ms; parking the listener without them",
-                   self->server_.connection_count(), self->options_.handover_timeout_ms);
-      self->handover_deadline_passed_ = true;
-      uv_timer_start(&self->phase_timer_, on_phase_timer, kHandoverGraceMs, 0);
-    } else {
-      spdlog::warn("graceful restart: parker did not confirm everything in time; stopping anyway");
+  switch (self->phase_) {
+    case Phase::starting:
+      if (self->handed_over_) {
+        spdlog::warn("parker's inventory did not come within {} ms; serving without it",
+                     self->options_.startup_timeout_ms);
+      } else {
+        spdlog::info("no answer from parker within {} ms; listening afresh", self->options_.startup_timeout_ms);
+      }
+      self->decide_listener(std::move(self->handed_over_));
+      break;
+    case Phase::handing_over:
+      if (!self->handover_deadline_passed_) {
+        spdlog::warn("graceful restart: {} connection(s) still busy after {} ms; parking the listener without them",
+                     self->server_.connection_count(), self->options_.handover_timeout_ms);
+        self->handover_deadline_passed_ = true;
+        uv_timer_start(&self->phase_timer_, on_phase_timer, kHandoverGraceMs, 0);
+      } else {
+        spdlog::warn("graceful restart: {} park(s) still unconfirmed; leaving parker anyway",
+                     self->client_ ? self->client_->unconfirmed_parks() : 0);
+        self->leave_session();
+      }
+      break;
+    case Phase::leaving:
+      spdlog::warn("graceful restart: parker's session did not end; stopping anyway");
       self->finish_handover();
-    }
+      break;
+    case Phase::serving:
+    case Phase::done:
+      break;
   }
 }
 
@@ -339,7 +424,16 @@ void Parking::listener_woken(parker::UniqueFd fd, std::string_view blob) {
     spdlog::warn("parker handed us a second listening socket; closing it");
     return;
   }
-  if (auto clients = decode_listener_blob(blob)) {
+  if (client_->core().exactly_once()) {
+    // The inventory indexes the connections left parked (see index_record): serving starts
+    // once it is complete, so that PUBLISH counts every parked subscriber from the first.
+    spdlog::info("took over the listening socket left with parker by the previous process");
+    if (inventory_pending_) {
+      handed_over_ = std::move(fd);
+      return;
+    }
+  } else if (auto clients = decode_listener_blob(blob)) {
+    // A 1.0 parker has no inventory: the previous process listed its parked clients here.
     std::size_t subscribers = 0;
     for (const ParkedClientRef& c : *clients) {
       if (c.subscriber) {
@@ -375,6 +469,8 @@ bool Parking::begin_handover(std::function<void()> on_done) {
 void Parking::park_listener() {
   if (!listener_) listener_ = server_.detach_listener();  // adopted again after a wake
   if (!listener_ || listener_parked_ || client_->credit() == 0) return;
+  // The blob lists the connections left parked, for a successor on a 1.0 parker (which has
+  // no inventory); on 1.1 the successor asks parker instead.
   std::vector<ParkedClientRef> refs;
   refs.reserve(parked_.size());
   for (const auto& [id, stand_in] : parked_) {
@@ -390,19 +486,40 @@ void Parking::park_listener() {
     return;
   }
   listener_parked_ = true;
-  batch_open_ = true;
 }
 
 void Parking::maybe_finish_handover() {
-  if (phase_ != Phase::handing_over) return;
+  if (phase_ != Phase::handing_over || !client_) return;
   const bool all_parked = server_.connection_count() == 0 && listener_parked_ && !listener_;
-  const bool confirmed = unconfirmed_.empty() && barriers_confirmed_ == barriers_sent_ && !batch_open_ &&
-                         !client_->core().has_queued();
-  if (all_parked && confirmed) finish_handover();
+  // unconfirmed_parks() counts the parks queued too; recalls queued must go out first as well.
+  const bool confirmed = client_->unconfirmed_parks() == 0 && !client_->core().has_queued();
+  if (all_parked && confirmed) leave_session();
+}
+
+// Everything is parker's: leave the session, so that wakes sent from now on are not adopted
+// by this process (they stay parker's, for the next one); the handover ends in left().
+void Parking::leave_session() {
+  if (phase_ != Phase::handing_over) return;
+  phase_ = Phase::leaving;
+  uv_timer_stop(&scan_timer_);
+  uv_timer_start(&phase_timer_, on_phase_timer, kLeaveBackstopMs, 0);
+  if (parker::Error e = client_ ? client_->leave() : parker::Error{ENOTCONN}; e.failed()) {
+    spdlog::warn("graceful restart: cannot leave parker's session ({}); stopping", parker::describe(e));
+    finish_handover();
+  }
+}
+
+void Parking::left(parker::Error error) {
+  if (phase_ != Phase::leaving) return;
+  if (error.failed()) {
+    spdlog::warn("graceful restart: parker's session ended before it confirmed everything: {}",
+                 parker::describe(error));
+  }
+  finish_handover();
 }
 
 void Parking::finish_handover() {
-  if (phase_ != Phase::handing_over) return;
+  if (phase_ != Phase::handing_over && phase_ != Phase::leaving) return;
   phase_ = Phase::done;
   uv_timer_stop(&phase_timer_);
   uv_timer_stop(&scan_timer_);

@@ -10,15 +10,19 @@
 //     registry, so PUBLISH counts it and recalls it.
 //   * A wake restores the session (Server::adopt_connection) and the waiting request is read
 //     as usual. CLOSED (the client hung up while parked) frees the entry.
-//   * Parker does not send the blob back with a refused park, so each blob is kept until
-//     parker has certainly processed its PARK: after every batch of parks we RECALL an id
-//     never used (a barrier); parker answers it with ERROR unknown_id once everything before
-//     it is done, since it handles a session's frames in order and replies in order.
-//   * A park that fails (no session, no credit, refused) leaves the connection served here;
-//     it is tried again after another park_after.
+//   * Nothing is ever lost in flight (protocol 1.1): every park parker refuses, and every park
+//     it has not confirmed when the session ends, comes back through on_rejected with its fd
+//     and blob, and is served here again (tried again after another park_after). A wake is
+//     acknowledged once restored; one this process never acknowledged (it was stopped, or
+//     died) is parker's still, and goes to the next process of the pool.
+//   * The index is rebuilt from parker's INVENTORY on every session: at start (connections a
+//     previous process left parked, subscribers registered from their blobs so PUBLISH counts
+//     them) and after reconnecting (entries parker no longer holds are forgotten).
 //   * Graceful restart (begin_handover): stop accepting, let requests in progress finish, park
-//     every connection, then the listening socket (blob: the ids left parked), wait for the
-//     barrier, and let the server stop. The next process recalls the listener at start.
+//     every connection, then the listening socket; once parker has confirmed every park, leave
+//     the session (GOODBYE): wakes that reach us after that stay parker's and go to the next
+//     process. Then the server stops. The next process finds the listener in the inventory and
+//     recalls it.
 //
 // Lifetime: like Server — its uv handles must be closed (close()) and the loop run before it
 // is destroyed.
@@ -31,6 +35,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "heavy/parked_subscriber.hpp"
@@ -47,9 +52,8 @@ struct ParkingOptions {
   std::uint64_t handover_timeout_ms = 5000;  // graceful restart: then give up on busy connections
 };
 
-// Ids in the pool that are not client ids (client ids stay below 2^63).
+// The id of the listening socket parked across a graceful restart (client ids stay below 2^63).
 inline constexpr std::uint64_t kListenerParkId = UINT64_MAX;
-inline constexpr std::uint64_t kBarrierIdBase = 0xFFFF'FFFF'0000'0000;
 
 class Parking {
  public:
@@ -62,13 +66,15 @@ class Parking {
   Parking(const Parking&) = delete;
   Parking& operator=(const Parking&) = delete;
 
-  // Connects to parker, asks for a listener left by a previous process and reports it (or
-  // none: parker unreachable, nothing parked, no answer in startup_timeout_ms) through
-  // on_listener, exactly once. Parking works from then on whenever parker is reachable.
+  // Connects to parker, asks what the pool holds (a listener left by a previous process, the
+  // connections parked) and reports the listener (or none: parker unreachable, nothing parked,
+  // no answer in startup_timeout_ms) through on_listener, exactly once. Parking works from
+  // then on whenever parker is reachable.
   void start(ListenerReady on_listener);
 
-  // Graceful restart; on_done runs once everything is parked (or after handover_timeout_ms),
-  // and the caller then shuts the server down. False (nothing started) without parker.
+  // Graceful restart; on_done runs once everything is parked and confirmed and the session
+  // left (or after handover_timeout_ms and a grace), and the caller then shuts the server
+  // down. False (nothing started) without parker.
   [[nodiscard]] bool begin_handover(std::function<void()> on_done);
 
   // Closes the client and the timers. Idempotent; run the loop afterwards.
@@ -77,11 +83,7 @@ class Parking {
   [[nodiscard]] std::size_t parked_count() const noexcept { return parked_.size(); }
 
  private:
-  enum class Phase { starting, serving, handing_over, done };
-  struct Unconfirmed {
-    std::uint64_t barrier = 0;  // the barrier that follows its PARK
-    std::vector<std::byte> blob;
-  };
+  enum class Phase { starting, serving, handing_over, leaving, done };
 
   static void on_scan(uv_timer_t* timer) noexcept;
   static void on_phase_timer(uv_timer_t* timer) noexcept;
@@ -94,11 +96,13 @@ class Parking {
   void closed_by_parker(std::uint64_t id, parker::protocol::CloseReason reason);
   void rejected(parker::RejectedPark park);
   void error_from_parker(const parker::protocol::ErrorMessage& error);
+  void inventory(const parker::protocol::InventoryReply& reply);
+  void left(parker::Error error);
 
   void scan();
   void park_one(Connection& conn);
-  void end_batch();
-  void confirm(std::uint64_t barrier);
+  void index_record(const parker::protocol::InventoryRecord& record);
+  void inventory_done();
   Connection* restore(parker::UniqueFd fd, std::span<const std::byte> blob, std::uint64_t id);
   void forget_entry(std::uint64_t id);
   void forget_all_entries();
@@ -106,6 +110,7 @@ class Parking {
   void listener_woken(parker::UniqueFd fd, std::string_view blob);
   void park_listener();
   void maybe_finish_handover();
+  void leave_session();
   void finish_handover();
   void update_gauge() noexcept;
   void set_scan_interval(std::uint64_t ms) noexcept;
@@ -120,14 +125,19 @@ class Parking {
   Phase phase_ = Phase::starting;
   bool warned_unavailable_ = false;
 
-  // The index: one entry per connection parked in our pool (stand-in only for subscribers).
+  // The index: one entry per connection parked in our pool (stand-in only for subscribers),
+  // from park() (or the inventory) until it is woken, refused, returned or closed.
   std::unordered_map<std::uint64_t, std::unique_ptr<ParkedSubscriber>> parked_;
-  std::unordered_map<std::uint64_t, Unconfirmed> unconfirmed_;
-  std::uint64_t barriers_sent_ = 0;
-  std::uint64_t barriers_confirmed_ = 0;
-  bool batch_open_ = false;
   bool out_of_credit_counted_ = false;
   std::function<void(std::uint64_t)> recall_;  // what a ParkedSubscriber calls
+
+  // The inventory asked for at the start of the current session.
+  bool inventory_pending_ = false;
+  std::unordered_set<std::uint64_t> unlisted_;  // indexed before it, not in it (yet)
+  bool listener_in_inventory_ = false;
+  parker::UniqueFd handed_over_;  // start: the listener came back before the inventory ended
+  std::size_t inventory_records_ = 0;
+  std::size_t inventory_subscribers_ = 0;
 
   ListenerReady on_listener_;
   std::function<void()> on_handover_done_;
