@@ -25,7 +25,7 @@ Error Client::connect(std::string_view path, std::string_view pool, const Client
   if (!pool.empty() && !protocol::valid_pool_name(pool)) return Error{EINVAL};
   if (Error e = detail::check_socket_path(path); e.failed()) return e;
   if (options.reconnect_min.count() <= 0 || options.reconnect_max < options.reconnect_min ||
-      options.hello_timeout.count() <= 0) {
+      options.hello_timeout.count() <= 0 || options.max_minor > protocol::kVersionMinor) {
     return Error{EINVAL};
   }
   path_ = path;
@@ -54,7 +54,7 @@ void Client::attempt_connection() {
   inventory_wanted_ = false;
   state_ = State::waiting;
   OutgoingMessage hello;
-  protocol::encode(protocol::Hello{protocol::kVersionMajor, protocol::kVersionMinor, pool_}, hello.bytes);
+  protocol::encode(protocol::Hello{protocol::kVersionMajor, options_.max_minor, pool_}, hello.bytes);
   send_queue_.push(std::move(hello));
   if (loop_ != nullptr) loop_->watch(socket_.get(), false);
   arm_timer(options_.hello_timeout);

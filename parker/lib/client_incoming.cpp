@@ -79,7 +79,7 @@ void Client::dispatch(protocol::Frame& frame) {
 }
 
 void Client::handle_welcome(const protocol::Welcome& welcome) {
-  if (state_ != State::waiting || welcome.major != protocol::kVersionMajor || welcome.minor > protocol::kVersionMinor) {
+  if (state_ != State::waiting || welcome.major != protocol::kVersionMajor || welcome.minor > options_.max_minor) {
     // A second WELCOME, or a parker speaking another major version (or a minor we never offered).
     disconnect(Error{EPROTO}, Ending::by_us);
     return;

@@ -160,6 +160,9 @@ struct ClientOptions {
   bool reconnect = true;                          // false: after a failure stay disconnected
   // 1.1: acknowledge each wake when on_wake returns. Off: call acknowledge() yourself.
   bool auto_acknowledge = true;
+  // The highest protocol minor version to offer (0: speak 1.0, e.g. to measure or to match
+  // an old peer's behaviour).
+  std::uint16_t max_minor = protocol::kVersionMinor;
 };
 
 // What the client asks of the event loop that drives it. UvClient implements it; a program
