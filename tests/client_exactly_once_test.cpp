@@ -167,3 +167,18 @@ TEST_CASE("1.1: RECLAIM is answered with the credit the client still holds", "[c
   REQUIRE(run_until(s.client, &s.fake, [&] { return !s.fake.take<protocol::CreditReturn>().empty() || s.client.credit() == 0; }));
   CHECK(s.client.credit() == 0);  // 70 left, all given back (90 asked)
 }
+
+TEST_CASE("1.1: a session the library ends itself still acknowledges the wakes it delivered", "[client][exactly_once]") {
+  Session11 s(10);
+  auto socket = make_parkable();
+  // A WAKE, then something only an owner sends: the library ends the session (EPROTO)
+  // right after delivering the wake. Parker must hear the ACK, or it would hand the same
+  // connection out again.
+  std::vector<std::byte> bytes = protocol::encode(protocol::Wake{{{5, protocol::WakeReason::readable, "w"}}});
+  auto bad = protocol::encode(protocol::Recall{{1}});
+  bytes.insert(bytes.end(), bad.begin(), bad.end());
+  s.fake.send_raw(bytes, {socket.parked.get()});
+  REQUIRE(run_until(s.client, &s.fake, [&] { return !s.recorder.disconnected.empty(); }));
+  CHECK(s.recorder.woken.size() == 1);
+  REQUIRE(pump_until(s.fake, [&] { return !s.fake.take<protocol::Ack>().empty(); }));
+}

@@ -78,6 +78,7 @@ void Client::fail_attempt(Error why) {
 
 void Client::disconnect(Error why, Ending ending) {
   const bool was_leaving = state_ == State::leaving;
+  if (ending == Ending::by_us) tell_parker_what_we_adopted();
   std::vector<RejectedPark> returned = take_unsent_parks(ending);
   queued_recalls_.clear();
   queued_drops_.clear();
@@ -100,6 +101,15 @@ void Client::disconnect(Error why, Ending ending) {
   fail_attempt(why);
 }
 
+// We end a 1.1 session: wakes the program adopted must not be handed out again, so parker
+// must hear the ACK first (best effort and without callbacks: an ACK is a few bytes, the
+// socket almost always takes them).
+void Client::tell_parker_what_we_adopted() {
+  if (!socket_ || !exactly_once()) return;
+  encode_ack();
+  (void)send_queue_.flush(socket_.get());
+}
+
 void Client::end_leaving(Error why) {
   state_ = State::idle;
   arm_timer(std::nullopt);
@@ -107,12 +117,7 @@ void Client::end_leaving(Error why) {
 }
 
 void Client::close() {
-  if (socket_ && exactly_once()) {
-    // Wakes the program adopted must not be handed out again: tell parker (best effort:
-    // an ACK is a few bytes, the socket almost always takes them).
-    encode_ack();
-    write_out();
-  }
+  tell_parker_what_we_adopted();
   std::vector<RejectedPark> returned = take_unsent_parks(Ending::by_us);
   queued_recalls_.clear();
   queued_drops_.clear();

@@ -290,6 +290,7 @@ class Client {
   void attempt_connection();
   void disconnect(Error why, Ending ending = Ending::by_parker);
   void end_leaving(Error why);
+  void tell_parker_what_we_adopted();
   void fail_attempt(Error why);
   void arm_timer(std::optional<std::chrono::milliseconds> delay);
   void set_write_interest(bool on);
