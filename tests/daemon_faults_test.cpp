@@ -214,7 +214,13 @@ TEST_CASE("a peer that floods requests and never reads costs bounded memory and 
   // Parker's memory stays bounded (queued output is capped at a few MiB).
   std::string status = run_command("grep VmRSS /proc/" + std::to_string(parker.pid()) + "/status").output;
   long rss_kb = std::stol(status.substr(status.find_first_of("0123456789")));
-  CHECK(rss_kb < 200 * 1024);
+#if defined(__SANITIZE_ADDRESS__)
+  // ASan keeps freed memory in its quarantine (256 MB by default) instead of reusing it.
+  constexpr long kRssBoundKb = (200 + 256) * 1024;
+#else
+  constexpr long kRssBoundKb = 200 * 1024;
+#endif
+  CHECK(rss_kb < kRssBoundKb);
   // The flooder goes away with megabytes unread: everything of it is released.
   flooder.reset();
   CHECK(parker.settle_fd_count(baseline) == baseline);
