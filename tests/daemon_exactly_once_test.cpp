@@ -46,20 +46,35 @@ struct Burst {
   std::size_t rejected = 0;
   std::size_t no_credit = 0;
   bool fatal = false;
+
+  // Reads what parker sent, counts (and closes) the fds it returned.
+  void drain(RawOwner& owner, std::chrono::milliseconds wait = std::chrono::milliseconds(0)) {
+    while (owner.poll_once(wait)) wait = std::chrono::milliseconds(0);
+    for (auto& r : owner.inbox().rejected) {
+      ++rejected;
+      if (r.record.reason == proto::RejectReason::no_credit) ++no_credit;
+    }
+    owner.inbox().rejected.clear();  // closes the returned fds
+    for (auto& e : owner.inbox().errors) fatal = fatal || e.fatal;
+  }
 };
+long long metric(RawOwner& owner, const std::string& name);
+
+// Waits until each of `sent` records is parked or came back; returns how many are parked.
+long long settle(RawOwner& owner, Burst& burst, std::size_t sent) {
+  long long parked = 0;
+  eventually([&] {
+    burst.drain(owner, std::chrono::milliseconds(10));
+    parked = metric(owner, "parker_parked_connections");
+    return parked + static_cast<long long>(burst.rejected) == static_cast<long long>(sent);
+  }, 30s);
+  return parked;
+}
+
 Burst park_burst(RawOwner& owner, const QuietSockets& sockets, std::size_t total, std::uint64_t first_id) {
   Burst burst;
   std::vector<int> fds = sockets.raw(proto::kMaxRecordsPerFrame);
-  auto drain = [&] {
-    while (owner.poll_once(std::chrono::milliseconds(0))) {
-    }
-    for (auto& r : owner.inbox().rejected) {
-      ++burst.rejected;
-      if (r.record.reason == proto::RejectReason::no_credit) ++burst.no_credit;
-    }
-    owner.inbox().rejected.clear();  // closes the returned fds
-    for (auto& e : owner.inbox().errors) burst.fatal = burst.fatal || e.fatal;
-  };
+  auto drain = [&] { burst.drain(owner); };
   for (std::size_t sent = 0; sent < total && !owner.inbox().eof;) {
     std::size_t n = std::min(total - sent, proto::kMaxRecordsPerFrame);
     proto::Park frame;
@@ -256,14 +271,7 @@ TEST_CASE("a burst of 30,000 parks beyond credit: every fd is parked or returned
     REQUIRE(set_nonblocking(owner.fd(), true).ok());
     constexpr std::size_t kTotal = 30'000;
     Burst burst = park_burst(owner, sockets, kTotal, 1);
-    long long parked = 0;
-    REQUIRE(eventually([&] {
-      owner.poll_once(std::chrono::milliseconds(10));
-      burst.rejected += owner.inbox().rejected.size();
-      owner.inbox().rejected.clear();
-      parked = metric(parker, "parker_parked_connections");
-      return parked + static_cast<long long>(burst.rejected) == static_cast<long long>(kTotal);
-    }, 30s));
+    long long parked = settle(owner, burst, kTotal);
     INFO("parked " << parked << ", returned " << burst.rejected << " (" << burst.no_credit << " for want of credit)");
     CHECK(parked + static_cast<long long>(burst.rejected) == static_cast<long long>(kTotal));
     CHECK(parked > 2000);
@@ -333,14 +341,7 @@ TEST_CASE("credit squeezed by 200 new peers: parks within credit are all parked 
   REQUIRE(set_nonblocking(owner.fd(), true).ok());
   Burst burst = park_burst(owner, sockets, credit, next_id);
   sent += credit;
-  long long parked = 0;
-  REQUIRE(eventually([&] {
-    owner.poll_once(std::chrono::milliseconds(10));
-    burst.rejected += owner.inbox().rejected.size();
-    owner.inbox().rejected.clear();
-    parked = metric(owner, "parker_parked_connections");
-    return parked + static_cast<long long>(burst.rejected) == static_cast<long long>(sent);
-  }, 30s));
+  long long parked = settle(owner, burst, sent);
   INFO("sent " << sent << ", parked " << parked << ", returned " << burst.rejected);
   CHECK(parked + static_cast<long long>(burst.rejected) == static_cast<long long>(sent));
   CHECK(burst.no_credit == 0);

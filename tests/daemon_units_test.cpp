@@ -156,13 +156,18 @@ OutgoingFrame big_frame(std::size_t size, bool wake) {
   }
   return f;
 }
-}  // namespace
-
-TEST_CASE("the output queue releases refused fds exactly when their frame starts going out", "[daemon][unit][output]") {
+// A socketpair whose first end takes only a few KB at a time.
+Result<std::pair<UniqueFd, UniqueFd>> small_buffer_pair() {
   auto pair = make_socket_pair(SOCK_STREAM, true);
   REQUIRE(pair.ok());
   int sndbuf = 4096;
   ::setsockopt(pair.value.first.get(), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+  return pair;
+}
+}  // namespace
+
+TEST_CASE("the output queue releases refused fds exactly when their frame starts going out", "[daemon][unit][output]") {
+  auto pair = small_buffer_pair();
   std::size_t fds_before = test::open_fd_count();
 
   OutputQueue out;
@@ -190,10 +195,7 @@ TEST_CASE("the output queue releases refused fds exactly when their frame starts
 }
 
 TEST_CASE("1.1 wake frames keep parker's fds until written whole, and hand back unwritten ones", "[daemon][unit][output]") {
-  auto pair = make_socket_pair(SOCK_STREAM, true);
-  REQUIRE(pair.ok());
-  int sndbuf = 4096;
-  ::setsockopt(pair.value.first.get(), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+  auto pair = small_buffer_pair();
   std::size_t fds_before = test::open_fd_count();
   {
     OutputQueue out;

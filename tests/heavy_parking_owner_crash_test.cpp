@@ -212,7 +212,7 @@ TEST_CASE("the owner dies holding 2,000 wakes: a new heavy_server answers every 
   // A new heavy_server of the same pool on the same port (the old listener died with the old
   // process): parker hands it the held wakes, it restores each session and answers.
   const auto restart = Clock::now();
-  HeavyServerOnPort second(port, server_args);
+  HeavyServerProcess second(server_args, port);
   crowd.clear_replies();
   crowd.read_replies(2, restart + 30s, [&] { second.process().drain_output(1ms); });
   int answered = 0, wrong = 0, ended = 0, silent = 0;

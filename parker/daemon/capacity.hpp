@@ -46,11 +46,9 @@ class Capacity {
   [[nodiscard]] bool room_to_read() const noexcept;
   // Slots kept free for one read's fds (a whole frame's: 253, less with a tiny fd limit).
   [[nodiscard]] std::size_t read_headroom() const noexcept;
-  // Fds received into a frame reader and not yet taken by a frame (or closed with it).
-  void reader_fds_changed(std::size_t before, std::size_t after) noexcept {
-    reader_fds_ += after;
-    reader_fds_ -= before < reader_fds_ ? before : reader_fds_;
-  }
+  // A session's frame reader went from holding `before` to `after` fds not yet taken by a
+  // frame (or closed with it).
+  void reader_fds_changed(std::size_t before, std::size_t after) noexcept { reader_fds_ = reader_fds_ - before + after; }
 
   void session_opened() noexcept { ++sessions_; }
   void session_closed() noexcept;

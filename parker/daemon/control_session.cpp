@@ -84,8 +84,6 @@ void ControlSession::on_poll(uv_poll_t* handle, int status, int events) noexcept
   if ((events & UV_READABLE) != 0 && !self->closed()) self->read_input();
 }
 
-bool ControlSession::room_to_read() const noexcept { return daemon_.capacity().room_to_read(); }
-
 void ControlSession::read_input() {
   Capacity& capacity = daemon_.capacity();
   auto sync_reader_fds = [&] {
@@ -94,7 +92,7 @@ void ControlSession::read_input() {
     reader_fds_ = now;
   };
   for (int round = 0; round < kReadsPerEvent && !closed() && !input_paused(); ++round) {
-    if (!room_to_read()) {
+    if (!capacity.room_to_read()) {
       // Not one more fd into a full table: the kernel would truncate and lose them. They
       // wait in the peer's socket until fds leave parker (resume_input).
       if (!paused_for_room_) {
@@ -396,20 +394,9 @@ void ControlSession::on_message(protocol::Goodbye& /*m*/, std::vector<UniqueFd>&
   spdlog::debug("session {}: owner leaving", id_);
   // No more wakes for it; what it was not sent yet goes to another session of the pool (or
   // is held for the next one). What it was sent it acknowledges or leaves to parker.
-  Pool* pool = pool_;
-  pool->detach(*this);
-  for (WakeItem& item : out_.take_wakes(false)) pool->deliver(std::move(item));
-  while (!pending_wakes_.empty()) {
-    pool->deliver(std::move(pending_wakes_.front()));
-    pending_wakes_.pop_front();
-  }
-  for (auto& record : pending_closed_) pool->deliver(record);
-  pending_closed_.clear();
-  if (credit_ != 0) {
-    daemon_.capacity().return_credit(credit_);
-    credit_ = 0;
-    daemon_.credit_changed();
-  }
+  pool_->detach(*this);
+  return_unsent(*pool_, false);
+  give_back_credit();
   confirm_parks();
   send(protocol::Goodbye{});
 }
@@ -590,18 +577,15 @@ void ControlSession::fail(ErrorCode code, std::string text) {
 //   parks accepted but not confirmed: if parker ended the session, the owner keeps its own
 //     copy and gets them back as not sent, so parker lets go of them.
 void ControlSession::leave_pool(Ending ending) {
-  Pool* pool = pool_;
-  bool v11 = minor_ >= protocol::kMinorExactlyOnce;
-  if (pool != nullptr) {
-    pool->detach(*this);  // so the wakes cannot come back here
-    pool_ = nullptr;
-  }
-  std::vector<WakeItem> back = out_.take_wakes(v11);
+  Pool* pool = std::exchange(pool_, nullptr);
+  if (pool == nullptr) return;  // never an owner: nothing of a pool was in flight here
+  pool->detach(*this);          // so the wakes cannot come back here
+  // Oldest first: wakes written whole and not acknowledged, then those not written whole.
   std::size_t released = 0;
   for (Unacked& u : unacked_) {
     if (u.released || !u.item.fd) continue;
-    if (ending == Ending::peer_gone && pool != nullptr) {
-      back.push_back(std::move(u.item));
+    if (ending == Ending::peer_gone) {
+      pool->deliver(std::move(u.item));
     } else {
       u.item.fd.reset();
       ++released;
@@ -610,25 +594,32 @@ void ControlSession::leave_pool(Ending ending) {
   unacked_.clear();
   unacked_ids_.clear();
   unacked_held_ = 0;
-  if (ending == Ending::by_parker && pool != nullptr) {
+  if (ending == Ending::by_parker) {
     for (const auto& [seq, id] : provisional_) released += pool->let_go_unconfirmed(id) ? 1 : 0;
   }
   provisional_.clear();
   if (released != 0) daemon_.fds_released(released);
-  if (pool == nullptr) {
-    for (WakeItem& item : back) {
-      item.fd.reset();
-      daemon_.fds_released(1);
-    }
-    return;
-  }
-  for (WakeItem& item : back) pool->deliver(std::move(item));
+  return_unsent(*pool, minor_ >= protocol::kMinorExactlyOnce);
+}
+
+// Wakes whose fds are still ours in queued frames (`include_started`: a frame already partly
+// written too — only when the connection is being closed), wakes and CLOSED records not yet
+// encoded: back to the pool, in order.
+void ControlSession::return_unsent(Pool& pool, bool include_started) {
+  for (WakeItem& item : out_.take_wakes(include_started)) pool.deliver(std::move(item));
   while (!pending_wakes_.empty()) {
-    pool->deliver(std::move(pending_wakes_.front()));
+    pool.deliver(std::move(pending_wakes_.front()));
     pending_wakes_.pop_front();
   }
-  for (auto& record : pending_closed_) pool->deliver(record);
+  for (auto& record : pending_closed_) pool.deliver(record);
   pending_closed_.clear();
+}
+
+void ControlSession::give_back_credit() {
+  if (credit_ == 0) return;
+  daemon_.capacity().return_credit(credit_);
+  credit_ = 0;
+  daemon_.credit_changed();
 }
 
 void ControlSession::close(Ending ending) {
@@ -636,11 +627,7 @@ void ControlSession::close(Ending ending) {
   leave_pool(ending);
   bool was_owner = state_ == State::owner;
   state_ = State::closed;
-  if (credit_ != 0) {
-    daemon_.capacity().return_credit(credit_);
-    credit_ = 0;
-    daemon_.credit_changed();
-  }
+  give_back_credit();
   // What is still queued (refused fds of a peer that went away) is closed.
   if (std::size_t dropped = out_.clear(); dropped != 0) {
     daemon_.fds_released(dropped);

@@ -97,7 +97,6 @@ class ControlSession {
   static void on_closed(uv_handle_t* handle) noexcept;
   void close(Ending ending);
   void read_input();
-  [[nodiscard]] bool room_to_read() const noexcept;
   void handle(protocol::Frame& frame);
   void on_message(protocol::Hello& m, std::vector<UniqueFd>& fds);
   void on_message(protocol::Park& m, std::vector<UniqueFd>& fds);
@@ -124,6 +123,8 @@ class ControlSession {
   void release_acked(std::uint64_t upto);
   void release_unacked_id(std::uint64_t id);
   void leave_pool(Ending ending);
+  void return_unsent(Pool& pool, bool include_started);
+  void give_back_credit();
   void update_poll();
   [[nodiscard]] bool input_paused() const noexcept;
 

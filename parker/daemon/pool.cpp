@@ -79,7 +79,7 @@ bool Pool::let_go_unconfirmed(std::uint64_t id) {
 
 std::vector<std::uint64_t> Pool::parked_ids() const {
   std::vector<std::uint64_t> ids;
-  ids.reserve(parked_.size() + held_wakes_.size());
+  ids.reserve(parked_.size());
   for (const ParkedSocket& s : parked_) ids.push_back(s.id);
   return ids;
 }

@@ -79,16 +79,7 @@ void Client::fail_attempt(Error why) {
 void Client::disconnect(Error why, Ending ending) {
   const bool was_leaving = state_ == State::leaving;
   if (ending == Ending::by_us) tell_parker_what_we_adopted();
-  std::vector<RejectedPark> returned = take_unsent_parks(ending);
-  queued_recalls_.clear();
-  queued_drops_.clear();
-  if (loop_ != nullptr && socket_) loop_->unwatch(socket_.get());
-  socket_.reset();
-  ++generation_;
-  reader_ = protocol::FrameReader{};  // closes fds of a frame that will never complete
-  send_queue_.clear();
-  wants_write_ = false;
-  credit_ = 0;
+  std::vector<RejectedPark> returned = drop_connection(ending);
   // Not connected from here on (a park() from a callback gets ENOTCONN). Give the fds back
   // before anything else can happen, then report the disconnection.
   state_ = State::backing_off;
@@ -99,6 +90,22 @@ void Client::disconnect(Error why, Ending ending) {
     return;
   }
   fail_attempt(why);
+}
+
+// The connection is over: what is still ours comes back (see take_unsent_parks), queued
+// requests go, and the socket closes (its poller let go first).
+std::vector<RejectedPark> Client::drop_connection(Ending ending) {
+  std::vector<RejectedPark> returned = take_unsent_parks(ending);
+  queued_recalls_.clear();
+  queued_drops_.clear();
+  if (loop_ != nullptr && socket_) loop_->unwatch(socket_.get());
+  socket_.reset();
+  ++generation_;
+  reader_ = protocol::FrameReader{};  // closes fds of a frame that will never complete
+  send_queue_.clear();
+  wants_write_ = false;
+  credit_ = 0;
+  return returned;
 }
 
 // We end a 1.1 session: wakes the program adopted must not be handed out again, so parker
@@ -118,18 +125,7 @@ void Client::end_leaving(Error why) {
 
 void Client::close() {
   tell_parker_what_we_adopted();
-  std::vector<RejectedPark> returned = take_unsent_parks(Ending::by_us);
-  queued_recalls_.clear();
-  queued_drops_.clear();
-  if (socket_) {
-    if (loop_ != nullptr) loop_->unwatch(socket_.get());
-    socket_.reset();
-  }
-  ++generation_;
-  reader_ = protocol::FrameReader{};
-  send_queue_.clear();
-  wants_write_ = false;
-  credit_ = 0;
+  std::vector<RejectedPark> returned = drop_connection(Ending::by_us);
   if (state_ != State::idle || timer_deadline_) arm_timer(std::nullopt);
   state_ = State::idle;
   return_parks(std::move(returned));

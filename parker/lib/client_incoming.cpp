@@ -156,20 +156,9 @@ void Client::handle_goodbye() {
     disconnect(Error{EPROTO}, Ending::by_us);
     return;
   }
-  // Everything we sent was confirmed or refused before this frame; wakes after leave()
-  // were left to parker. The session is over.
-  std::vector<RejectedPark> returned = take_unsent_parks(Ending::by_parker);  // empty by now
-  if (loop_ != nullptr && socket_) loop_->unwatch(socket_.get());
-  socket_.reset();
-  ++generation_;
-  reader_ = protocol::FrameReader{};
-  send_queue_.clear();
-  wants_write_ = false;
-  credit_ = 0;
-  state_ = State::backing_off;
-  return_parks(std::move(returned));
-  if (state_ == State::idle) return;
-  end_leaving(Error{});
+  // Everything we sent was confirmed or refused before this frame, and wakes after leave()
+  // were left to parker: the session ends as if parker had closed it, and leaving is done.
+  disconnect(Error{}, Ending::by_parker);
 }
 
 void Client::handle_closed(const protocol::Closed& closed) {

@@ -113,38 +113,6 @@ class RespClient {
 
 inline std::string bulk(const std::string& s) { return "$" + std::to_string(s.size()) + "\r\n" + s + "\r\n"; }
 
-// heavy_server on a port of our choosing (HeavyServerProcess always asks for a free one): the
-// successor of a process that died with its listening socket listens afresh on the same port.
-class HeavyServerOnPort {
- public:
-  HeavyServerOnPort(std::uint16_t port, const std::vector<std::string>& extra_args) : port_(port) {
-    std::vector<std::string> argv = {parker::test::program_path("heavy_server"), "--port", std::to_string(port)};
-    argv.insert(argv.end(), extra_args.begin(), extra_args.end());
-    process_ = std::make_unique<parker::test::Process>(argv);
-    if (!process_->wait_for_output("listening on ", 20s) || !process_->wait_for_output("\n", 1s)) {
-      throw std::runtime_error("heavy_server did not start: " + process_->output());
-    }
-  }
-  [[nodiscard]] std::uint16_t port() const noexcept { return port_; }
-  [[nodiscard]] pid_t pid() const noexcept { return process_->pid(); }
-  [[nodiscard]] parker::test::Process& process() noexcept { return *process_; }
-  [[nodiscard]] parker::test::CommandResult cli(const std::string& args) const {
-    return parker::test::run_command("redis-cli -p " + std::to_string(port_) + " " + args, 30s);
-  }
-  [[nodiscard]] std::string info_field(const std::string& field) const {
-    const std::string out = cli("INFO").output;
-    auto at = out.find("\n" + field + ":");
-    if (at == std::string::npos) return {};
-    at += field.size() + 2;
-    auto end = out.find_first_of("\r\n", at);
-    return out.substr(at, end - at);
-  }
-
- private:
-  std::uint16_t port_;
-  std::unique_ptr<parker::test::Process> process_;
-};
-
 // parker's metrics (parkerctl stats): series name, labels included (parker_wakes_total{reason="readable"})
 // -> value. Empty when parkerctl could not ask.
 inline std::map<std::string, long long> parker_metrics(const std::string& parker_socket) {

@@ -102,14 +102,15 @@ inline std::string find_program(const std::string& name) {
   return {};
 }
 
-// The real heavy_server, started on an ephemeral port; killed (if still running) when destroyed.
+// The real heavy_server, started on `port` (0: an ephemeral one; a fixed one for the successor
+// of a process that died with its listening socket); killed (if still running) when destroyed.
 class HeavyServerProcess {
  public:
-  explicit HeavyServerProcess(std::vector<std::string> extra_args = {}) {
-    std::vector<std::string> argv = {parker::test::program_path("heavy_server"), "--port", "0"};
+  explicit HeavyServerProcess(std::vector<std::string> extra_args = {}, std::uint16_t port = 0) {
+    std::vector<std::string> argv = {parker::test::program_path("heavy_server"), "--port", std::to_string(port)};
     argv.insert(argv.end(), extra_args.begin(), extra_args.end());
     process_ = std::make_unique<parker::test::Process>(argv);
-    if (!process_->wait_for_output("listening on ", 10s) || !process_->wait_for_output("\n", 1s)) {
+    if (!process_->wait_for_output("listening on ", 20s) || !process_->wait_for_output("\n", 1s)) {
       throw std::runtime_error("heavy_server did not start: " + process_->output());
     }
     std::smatch m;

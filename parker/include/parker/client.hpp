@@ -289,6 +289,7 @@ class Client {
 
   void attempt_connection();
   void disconnect(Error why, Ending ending = Ending::by_parker);
+  [[nodiscard]] std::vector<RejectedPark> drop_connection(Ending ending);
   void end_leaving(Error why);
   void tell_parker_what_we_adopted();
   void fail_attempt(Error why);
