@@ -490,7 +490,9 @@ void ControlSession::encode_pending() {
 
 void ControlSession::take_flush_result(OutputQueue::FlushResult& result) {
   if (result.fds_released != 0) daemon_.fds_released(result.fds_released);
+  const std::uint64_t now_ns = result.written_wakes.empty() ? 0 : uv_hrtime();
   for (WakeItem& item : result.written_wakes) {
+    if (item.woken_ns != 0) daemon_.counters().wake_delivery.observe(static_cast<double>(now_ns - item.woken_ns) / 1e9);
     std::uint64_t seq = first_unacked_seq_ + unacked_.size();
     unacked_ids_[item.record.id] = seq;
     unacked_.push_back(Unacked{std::move(item), false});

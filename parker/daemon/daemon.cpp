@@ -55,9 +55,11 @@ Error Daemon::start() {
     (void)::chmod("/run/parker", 0755);
   }
   if (Error e = watcher_.open(loop_, on_socket_ready, this); e.failed()) return e;
-  if (Error e = listener_.start(loop_, path, config_.socket_mode, [this](UniqueFd peer) { new_session(std::move(peer)); },
-                                counters_.accept_emfile_total);
-      e.failed()) {
+  auto on_peer = [this](UniqueFd peer) { new_session(std::move(peer)); };
+  const bool adopted = adopted_listener_.valid();
+  Error listened = adopted ? listener_.adopt(loop_, std::move(adopted_listener_), path, on_peer, counters_.accept_emfile_total)
+                           : listener_.start(loop_, path, config_.socket_mode, on_peer, counters_.accept_emfile_total);
+  if (Error e = listened; e.failed()) {
     watcher_.close();
     return e;
   }
@@ -84,7 +86,7 @@ Error Daemon::start() {
     uv_signal_start(&sighup_, on_signal, SIGHUP);
   }
   handles_open_ = true;
-  spdlog::info("listening on {}", path);
+  spdlog::info("listening on {}{}", path, adopted ? " (socket from systemd)" : "");
   spdlog::info("fd limit {}: room for {} parked connections (max parked {}), max blob {} bytes, owner grace {} ms",
                capacity_.fd_limit(), capacity_.budget(), max_parked_, config_.max_blob,
                config_.owner_grace.count());
@@ -103,6 +105,7 @@ void Daemon::request_shutdown() {
     return;
   }
   stopping_ = true;
+  if (on_stopping_) on_stopping_();
   spdlog::info("shutting down: handing {} parked connections back to their owners", parked_total_);
   listener_.stop();
   for (auto& [name, pool] : pools_) pool->shutdown();

@@ -47,6 +47,12 @@ class Daemon {
   Daemon(const Daemon&) = delete;
   Daemon& operator=(const Daemon&) = delete;
 
+  // Accept on this already listening socket (systemd socket activation) instead of creating
+  // config.socket_path. Call before start().
+  void adopt_listener(UniqueFd listening) { adopted_listener_ = std::move(listening); }
+  // Called once, when shutdown begins (first TERM/INT), e.g. to tell systemd STOPPING=1 and
+  // close handles the daemon does not own. Call before start().
+  void on_stopping(std::function<void()> callback) { on_stopping_ = std::move(callback); }
   // Listens and installs the handles. Returns the error that prevented it.
   [[nodiscard]] Error start();
   // Runs the loop until shutdown has completed; returns the process exit code.
@@ -117,6 +123,8 @@ class Daemon {
   Capacity capacity_;
   std::size_t max_parked_;
   std::function<void()> reopen_log_;
+  std::function<void()> on_stopping_;
+  UniqueFd adopted_listener_;
   Counters counters_;
 
   PeerListener listener_;

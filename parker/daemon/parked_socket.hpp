@@ -1,8 +1,8 @@
 // ParkedSocket: one parked client connection — its fd, id, blob, deadline and pool.
 //
 // Memory budget (blob excluded), what keeps parker far under 256 bytes per parked
-// connection: ParkedSocket is 40 bytes; it lives in an unordered_set node (+8: the next
-// pointer; the id in the element is the key) = 48 bytes, a 64-byte malloc chunk; + ~8-16
+// connection: ParkedSocket is 48 bytes; it lives in an unordered_set node (+8: the next
+// pointer; the id in the element is the key) = 56 bytes, a 64-byte malloc chunk; + ~8-16
 // bytes of bucket array; + 8-16 bytes of deadline heap when it has a deadline. No libuv
 // handle and no timer per connection (one SocketWatcher and one deadline timer serve all),
 // no second allocation when the blob is empty; a blob is one allocation [u32 size][bytes].
@@ -38,6 +38,7 @@ struct ParkedSocket {
   Pool* pool;
   std::uint32_t index = 0xffffffffu; // position in the deadline heap, or kNotInHeap
   UniqueFd fd;                       // the parked client socket
+  std::uint64_t parked_at = 0;       // uv_now() milliseconds, for the time-parked histogram
 
   ParkedSocket(std::uint64_t id_, Pool* pool_) noexcept : id(id_), pool(pool_) {}
   ParkedSocket(const ParkedSocket&) = delete;
@@ -47,7 +48,9 @@ struct ParkedSocket {
   [[nodiscard]] std::string_view blob_view() const noexcept;
   [[nodiscard]] std::uint32_t blob_size() const noexcept;
 };
-static_assert(sizeof(ParkedSocket) <= 40, "keeps a set node in a 64-byte malloc chunk");
+// 48 bytes + the node's next pointer = 56: still one 64-byte glibc malloc chunk (56 + 8
+// header), so parked_at costs no memory.
+static_assert(sizeof(ParkedSocket) <= 48, "keeps a set node in a 64-byte malloc chunk");
 
 // The parked sockets of a pool, found by id. Node-based: an element never moves, which the
 // kernel readiness set and the deadline heap point at. The id inside the element is the

@@ -25,12 +25,30 @@ Error PeerListener::start(uv_loop_t* loop, const std::string& path, unsigned mod
                           std::uint64_t& emfile_total) {
   auto listening = listen_unix(path, ListenOptions{static_cast<mode_t>(mode), 1024, 0, true});
   if (!listening.ok()) return listening.error;
-  if (int rc = uv_poll_init(loop, &poll_, listening.value.get()); rc != 0) {
+  if (Error e = watch(loop, std::move(listening.value), std::move(on_peer), emfile_total); e.failed()) {
     if (!is_abstract(path)) (void)::unlink(path.c_str());
-    return Error{-rc};
+    return e;
   }
   path_ = path;
-  fd_ = std::move(listening.value);
+  owns_path_ = true;
+  return {};
+}
+
+Error PeerListener::adopt(uv_loop_t* loop, UniqueFd listening, const std::string& name, NewPeer on_peer,
+                          std::uint64_t& emfile_total) {
+  // systemd hands sockets over blocking and without FD_CLOEXEC; the accept loop needs
+  // EAGAIN to know when to stop.
+  if (Error e = set_nonblocking(listening.get()); e.failed()) return e;
+  if (::fcntl(listening.get(), F_SETFD, FD_CLOEXEC) != 0) return Error::from_errno();
+  if (Error e = watch(loop, std::move(listening), std::move(on_peer), emfile_total); e.failed()) return e;
+  path_ = name;
+  owns_path_ = false;
+  return {};
+}
+
+Error PeerListener::watch(uv_loop_t* loop, UniqueFd listening, NewPeer on_peer, std::uint64_t& emfile_total) {
+  if (int rc = uv_poll_init(loop, &poll_, listening.get()); rc != 0) return Error{-rc};
+  fd_ = std::move(listening);
   spare_fd_ = open_spare_fd();
   on_peer_ = std::move(on_peer);
   emfile_total_ = &emfile_total;
@@ -46,7 +64,7 @@ void PeerListener::stop() noexcept {
   uv_close(reinterpret_cast<uv_handle_t*>(&poll_), nullptr);  // stops the poll before the fd goes
   fd_.reset();
   spare_fd_.reset();
-  if (!is_abstract(path_)) (void)::unlink(path_.c_str());
+  if (owns_path_ && !is_abstract(path_)) (void)::unlink(path_.c_str());
 }
 
 void PeerListener::on_readable(uv_poll_t* handle, int status, int /*events*/) noexcept {

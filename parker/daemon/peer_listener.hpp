@@ -28,7 +28,12 @@ class PeerListener {
   // accepting. `emfile_total` counts connections shed for want of descriptors.
   [[nodiscard]] Error start(uv_loop_t* loop, const std::string& path, unsigned mode, NewPeer on_peer,
                             std::uint64_t& emfile_total);
-  // Stops accepting and removes the socket file. Idempotent.
+  // Accepts on a listening socket made by someone else (systemd socket activation): made
+  // non-blocking and close-on-exec here; its file, if any, belongs to its maker and is left
+  // in place by stop(). `name` is only for the log.
+  [[nodiscard]] Error adopt(uv_loop_t* loop, UniqueFd listening, const std::string& name, NewPeer on_peer,
+                            std::uint64_t& emfile_total);
+  // Stops accepting and removes the socket file (unless adopted). Idempotent.
   void stop() noexcept;
   [[nodiscard]] bool listening() const noexcept { return listening_; }
 
@@ -37,7 +42,10 @@ class PeerListener {
   void accept_connections();
   void shed_one_connection();  // EMFILE: accept with the spare fd and close at once
 
+  [[nodiscard]] Error watch(uv_loop_t* loop, UniqueFd listening, NewPeer on_peer, std::uint64_t& emfile_total);
+
   std::string path_;
+  bool owns_path_ = true;  // false for an adopted socket: its file is not ours to unlink
   UniqueFd fd_;
   UniqueFd spare_fd_;  // given up on EMFILE so that one connection can be accepted and shed
   uv_poll_t poll_{};

@@ -50,6 +50,7 @@ std::optional<RejectReason> Pool::park(const protocol::ParkRecord& record, Uniqu
     return RejectReason::watch_failed;
   }
   s.flags = record.flags & protocol::kKnownParkFlags;
+  s.parked_at = daemon_.now();
   s.set_blob(record.blob);
   blob_bytes_ += record.blob.size();
   if (record.deadline_ms != 0) {
@@ -174,6 +175,7 @@ void Pool::wake(ParkedSocket& s, WakeReason reason) {
   item.record.reason = reason;
   item.record.blob = s.blob_view();
   item.fd = retire(s);  // erases `s`
+  item.woken_ns = uv_hrtime();
   daemon_.counters().count(reason);
   deliver(std::move(item));
 }
@@ -191,6 +193,7 @@ UniqueFd Pool::retire(ParkedSocket& s) {
   // registration outlives our fd while the owner's copy of the same file stays open.
   daemon_.watcher().remove(s);
   UniqueFd fd = std::move(s.fd);
+  daemon_.counters().time_parked.observe(static_cast<double>(daemon_.now() - s.parked_at) / 1000.0);
   blob_bytes_ -= s.blob_size();
   daemon_.parked_removed(s.blob_size());
   parked_.erase(parked_.find(s.id));

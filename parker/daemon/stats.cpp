@@ -76,6 +76,10 @@ std::string render_prometheus(const Counters& c, const Gauges& g) {
   header(out, "parker_peers_refused_for_room_total", "counter",
          "New peers closed at once because their descriptor slot was already promised (credit, read headroom).");
   value(out, "parker_peers_refused_for_room_total", c.peers_refused_for_room_total);
+  c.time_parked.render(out, "parker_time_parked_seconds",
+                       "How long connections stayed parked, from park to wake or close.");
+  c.wake_delivery.render(out, "parker_wake_delivery_seconds",
+                         "From the wake decision to the WAKE frame written whole to a 1.1 owner.");
   return out;
 }
 

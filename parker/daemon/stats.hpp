@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "histogram.hpp"
 #include "parker/protocol.hpp"
 
 namespace parker::daemon {
@@ -25,6 +26,13 @@ struct Counters {
   std::uint64_t hello_timeouts_total = 0; // peers dropped for not saying HELLO in time
   std::uint64_t paused_for_room_total = 0; // times a session's input waited for descriptor room
   std::uint64_t peers_refused_for_room_total = 0;  // new peers closed: their slot was promised
+
+  // Seconds from park to retirement (wake or close), whatever ended it.
+  Histogram time_parked{0.1, 1, 10, 60, 300, 900, 3600, 4 * 3600, 24 * 3600};
+  // Seconds from the wake decision (readable, hang-up, deadline, recall) to the WAKE frame
+  // written whole to an owner; 1.1 sessions only (a 1.0 frame's fds leave with its first
+  // byte, and the queue does not report that moment). Held wakes count their wait.
+  Histogram wake_delivery{10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 10e-3, 100e-3, 1, 10};
 
   void count(protocol::WakeReason r) noexcept { ++wakes[static_cast<std::size_t>(r)]; }
   void count(protocol::CloseReason r) noexcept { ++closed[static_cast<std::size_t>(r)]; }

@@ -11,6 +11,7 @@ namespace parker::daemon {
 struct WakeItem {
   protocol::WakeRecord record;
   UniqueFd fd;
+  std::uint64_t woken_ns = 0;  // uv_hrtime() at the wake decision (wake delivery histogram)
 };
 
 // Held for a pool with no live session, since `since` (uv_now milliseconds).
