@@ -471,6 +471,7 @@ void ControlSession::encode_pending() {
       body += size;
       wake.records.push_back(std::move(item.record));
       out.fds.push_back(std::move(item.fd));
+      out.woken_ns.push_back(item.woken_ns);
       pending_wakes_.pop_front();
     }
     protocol::encode(wake, out.bytes);

@@ -44,7 +44,7 @@ OutputQueue::FlushResult OutputQueue::flush(int socket) {
     if (owns_fds_of_started(front)) {
       queued_fds_ -= front.fds.size();
       for (std::size_t i = 0; i < front.fds.size(); ++i) {
-        result.written_wakes.push_back(WakeItem{std::move(front.wakes[i]), std::move(front.fds[i])});
+        result.written_wakes.push_back(WakeItem{std::move(front.wakes[i]), std::move(front.fds[i]), i < front.woken_ns.size() ? front.woken_ns[i] : 0});
       }
     }
     if (front.confirms_parks != 0) result.parks_confirmed = std::max(result.parks_confirmed, front.confirms_parks);
@@ -66,7 +66,7 @@ std::vector<WakeItem> OutputQueue::take_wakes(bool include_started) {
       continue;
     }
     for (std::size_t k = 0; k < f.fds.size(); ++k) {
-      taken.push_back(WakeItem{std::move(f.wakes[k]), std::move(f.fds[k])});
+      taken.push_back(WakeItem{std::move(f.wakes[k]), std::move(f.fds[k]), k < f.woken_ns.size() ? f.woken_ns[k] : 0});
     }
     queued_fds_ -= f.fds.size();
     queued_bytes_ -= f.bytes.size() - (started ? front_sent_ : 0);

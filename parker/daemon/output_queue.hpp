@@ -29,6 +29,7 @@ struct OutgoingFrame {
   std::vector<std::byte> bytes;                 // one encoded frame, never empty
   std::vector<UniqueFd> fds;                    // fds[i] belongs to record i
   std::vector<protocol::WakeRecord> wakes;      // WAKE frames: the records (else empty)
+  std::vector<std::uint64_t> woken_ns;          // WAKE frames: WakeItem::woken_ns of each record (may be empty)
   std::uint64_t confirms_parks = 0;             // PARKED frames: the count they confirm
 };
 
