@@ -4,13 +4,16 @@
 #   ./dev.sh test    build, then run every test (SANITIZE=1: ASan + UBSan build)
 #   ./dev.sh bench   build, then run the benchmark (extra flags go to parker_bench)
 #   ./dev.sh build   just build
+#   ./dev.sh deb     build the Debian package (Release, prefix /usr) into build-deb/
 #   ./dev.sh fuzz [seconds]   build the libFuzzer targets (clang, in build-fuzz/) and run
 #                    each for `seconds` (default 60); fails if one finds a crash
 # Each installs the Debian packages it needs when they are missing, and says so.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-BUILD_PACKAGES="g++ make cmake pkg-config libuv1-dev libspdlog-dev libfmt-dev libcli11-dev catch2"
+BUILD_PACKAGES="g++ make cmake pkg-config libuv1-dev libspdlog-dev libfmt-dev libcli11-dev catch2 libhttp-parser-dev help2man"
+# For the operator-facing tests: promtool (in prometheus) checks the /metrics exposition, curl fetches it.
+OPS_TEST_PACKAGES="prometheus curl"
 TEST_PACKAGES="redis-tools redis-server nutcracker gnuplot-nox procps"
 BENCH_PACKAGES="redis-server redis-tools nutcracker gnuplot-nox procps"
 FUZZ_PACKAGES="clang-14 libclang-rt-14-dev"
@@ -92,18 +95,29 @@ case "${1:-}" in
     shift
     exec ./scripts/run.sh "$build_dir/bin" "$@" ;;
   test)
-    install_missing $TEST_PACKAGES
+    install_missing $TEST_PACKAGES $OPS_TEST_PACKAGES
     build
     cd "$build_dir" && ctest --output-on-failure -j "$jobs" ;;
   bench)
     install_missing $BENCH_PACKAGES
     build
     shift
-    "$build_dir/bin/parker_bench" --out bench/results "$@" ;;
+    # bench/results unless the caller names its own --out (parker_bench takes one).
+    out=(--out bench/results)
+    for arg in "$@"; do
+      case "$arg" in --out|--out=*) out=() ;; esac
+    done
+    "$build_dir/bin/parker_bench" "${out[@]}" "$@" ;;
   fuzz)
     fuzz "${2:-60}" ;;
+  deb)
+    # dpkg-shlibdeps (dpkg-dev) computes the package's dependencies from what it links.
+    install_missing $BUILD_PACKAGES dpkg-dev
+    cmake -S . -B build-deb -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=/usr -DPARKER_BUILD_TESTS=OFF >/dev/null
+    cmake --build build-deb -j "$jobs"
+    (cd build-deb && cpack -G DEB) ;;
   *)
-    echo "usage: ./dev.sh run|test|bench|build   (SANITIZE=1 for an ASan/UBSan build)" >&2
+    echo "usage: ./dev.sh run|test|bench|build|deb   (SANITIZE=1 for an ASan/UBSan build)" >&2
     echo "       ./dev.sh fuzz [seconds]         (libFuzzer, each target that long; default 60)" >&2
     exit 2 ;;
 esac

@@ -15,6 +15,7 @@
 
 #include "outputs.hpp"
 #include "processes.hpp"
+#include "parker/version.h"
 #include "scenario.hpp"
 
 namespace {
@@ -50,6 +51,7 @@ void run_one(const Scenario& scenario, const Config& config, ScenarioReport& rep
 int main(int argc, char** argv) {
   CLI::App app{"parker_bench — what parking buys and what it costs, against the kernel's limit "
                "and the alternatives. Writes results.json, results.csv and PNG plots."};
+  app.set_version_flag("--version", "parker_bench " PARKER_VERSION, "Print the version and exit");
   bool quick = false, big = false, list = false;
   std::vector<std::string> only;
   Config config;

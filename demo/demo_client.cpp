@@ -16,6 +16,7 @@
 #include "demo_socket.hpp"
 #include "parker/fd_passing.hpp"
 #include "parker/unix_socket.hpp"
+#include "parker/version.h"
 
 namespace {
 
@@ -78,6 +79,7 @@ parker::Result<parker::UniqueFd> ask_for_stdout(int connection) {
 int main(int argc, char** argv) {
   CLI::App app{"demo_client: receives demo_server's stdout over a Unix socket and copies its own "
                "stdin into it until end of input (Ctrl-D)."};
+  app.set_version_flag("--version", "demo_client " PARKER_VERSION, "Print the version and exit");
   std::string socket_path = demo::default_socket_path();
   app.add_option("-s,--socket", socket_path, "demo_server's socket ('@name': abstract namespace)")
       ->capture_default_str();

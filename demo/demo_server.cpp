@@ -19,6 +19,7 @@
 #include "parker/fd_passing.hpp"
 #include "parker/peer_credentials.hpp"
 #include "parker/unix_socket.hpp"
+#include "parker/version.h"
 
 namespace {
 
@@ -65,6 +66,7 @@ void serve(int connection) {
 int main(int argc, char** argv) {
   CLI::App app{"demo_server: passes its stdout to each demo_client that connects, so what the "
                "client reads from its stdin appears on this terminal."};
+  app.set_version_flag("--version", "demo_server " PARKER_VERSION, "Print the version and exit");
   std::string socket_path = demo::default_socket_path();
   app.add_option("-s,--socket", socket_path,
                  "Unix socket to listen on ('@name': Linux abstract namespace)")

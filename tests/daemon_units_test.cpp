@@ -262,7 +262,8 @@ TEST_CASE("the socket probe tells readable, hang-up and nothing apart without re
 }
 
 TEST_CASE("a parked socket fits the memory budget", "[daemon][unit][memory]") {
-  CHECK(sizeof(ParkedSocket) <= 40);
+  // 48 bytes + the set node's next pointer = 56: one 64-byte glibc malloc chunk, as 40 was.
+  CHECK(sizeof(ParkedSocket) <= 48);
 }
 
 TEST_CASE("options: defaults, octal modes, repeatable uids, clear errors", "[daemon][unit][options]") {

@@ -3,7 +3,6 @@
 #include <signal.h>
 #include <uv.h>
 
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -12,6 +11,7 @@
 #include "heavy/parking.hpp"
 #include "heavy/server.hpp"
 #include "heavy/snapshot.hpp"
+#include "log_format.hpp"
 
 namespace heavy {
 
@@ -48,9 +48,8 @@ void close_signals(SignalWatch& watch) {
 }
 
 void setup_logging(const Config& config) {
-  auto logger = spdlog::stderr_color_mt("heavy_server");
-  spdlog::set_default_logger(logger);
-  spdlog::set_level(spdlog::level::from_str(config.log_level));
+  // The project's one log format (and the journal's under systemd).
+  (void)parker::logs::stderr_logger("heavy_server", config.log_level);
 }
 
 // CLIENT IDs double as parker ids, unique in the pool across restarts: a process starts at a

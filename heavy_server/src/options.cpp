@@ -4,6 +4,7 @@
 
 #include "heavy/config.hpp"
 #include "parker/default_socket_path.hpp"
+#include "parker/version.h"
 
 namespace heavy {
 
@@ -16,6 +17,7 @@ OptionsOutcome parse_options(int argc, char** argv) {
   CLI::App app{
       "heavy_server: a Redis-protocol (RESP2) server whose every connection carries a heavy session,\n"
       "the example parker is for. Try it with: redis-cli -p PORT"};
+  app.set_version_flag("--version", "heavy_server " PARKER_VERSION, "Print the version and exit");
   app.add_option("--port", config.port, "TCP port to listen on (0: pick a free one; the log says which)")
       ->capture_default_str();
   app.add_option("--bind", config.bind, "Address to listen on")->capture_default_str();

@@ -11,7 +11,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include "log_format.hpp"
 #include "parker/default_socket_path.hpp"
+#include "parker/version.h"
 #include "query.hpp"
 
 namespace {
@@ -25,6 +27,7 @@ int main(int argc, char** argv) {
   app.footer(
       "Exit status: 0 answered; 1 bad usage; 2 parker cannot be reached (not running, no socket,\n"
       "permission denied); 3 parker refused or failed to answer.");
+  app.set_version_flag("--version", "parkerctl " PARKER_VERSION, "Print the version and exit");
   std::string socket_path = parker::default_socket_path();
   double timeout_seconds = 5.0;
   app.add_option("-s,--socket", socket_path,
@@ -45,6 +48,8 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : kExitUsage;
   }
 
+  // Diagnostics in the format every program of the project logs in; answers go to stdout.
+  (void)parker::logs::stderr_logger("parkerctl");
   auto question = stats->parsed() ? parker::ctl::Question::stats : parker::ctl::Question::list;
   (void)list;
   auto timeout = std::chrono::milliseconds(static_cast<long long>(timeout_seconds * 1000));
@@ -56,10 +61,10 @@ int main(int argc, char** argv) {
       std::cout.flush();
       return std::cout.good() ? 0 : kExitFailed;
     case parker::ctl::Answer::Status::unreachable:
-      std::cerr << "parkerctl: " << answer.text << '\n';
+      spdlog::error("{}", answer.text);
       return kExitUnreachable;
     case parker::ctl::Answer::Status::failed:
-      std::cerr << "parkerctl: " << answer.text << '\n';
+      spdlog::error("{}", answer.text);
       return kExitFailed;
   }
   return kExitFailed;

@@ -6,6 +6,8 @@
 
 #include <memory>
 
+#include "log_format.hpp"
+
 namespace parker::daemon {
 namespace {
 
@@ -19,7 +21,8 @@ std::string install(const LogSettings& settings) {
           "parker", std::make_shared<spdlog::sinks::basic_file_sink_mt>(settings.file, false));
     }
     logger->set_level(spdlog::level::from_str(settings.level));
-    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+    // The journal form only when stderr really is the journal: a --log-file keeps times.
+    logs::apply_format(*logger, settings.file.empty() && logs::stderr_is_journal());
     // Info and above are rare (no per-connection lines): write them through at once, so an
     // operator tailing the file sees them; debug and trace stay buffered.
     logger->flush_on(spdlog::level::info);

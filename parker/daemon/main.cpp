@@ -1,5 +1,7 @@
 // parker: the daemon. Parse options, set up logging and limits, build the service, run it.
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <uv.h>
 
 #include <spdlog/spdlog.h>
@@ -7,10 +9,71 @@
 #include "capacity.hpp"
 #include "daemon.hpp"
 #include "logging.hpp"
+#include "metrics_server.hpp"
 #include "options.hpp"
+#include "service_notifier.hpp"
+#include "systemd.hpp"
+
+namespace {
+
+using namespace parker::daemon;
+
+// The path a socket from systemd is bound to, for the log ("fd 3" if it has none).
+std::string socket_name(int fd) {
+  sockaddr_un addr{};
+  socklen_t len = sizeof addr;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0 || len <= offsetof(sockaddr_un, sun_path) ||
+      addr.sun_family != AF_UNIX) {
+    return "fd " + std::to_string(fd);
+  }
+  std::string path(addr.sun_path, len - offsetof(sockaddr_un, sun_path));
+  if (!path.empty() && path[0] == '\0') path[0] = '@';
+  while (!path.empty() && path.back() == '\0') path.pop_back();
+  return path;
+}
+
+// Socket activation: the one Unix stream listener systemd passed, if any, into `out`, and
+// its path into config.socket_path (for the log). False (logged) when what was passed cannot
+// be used.
+bool take_activated_socket(parker::UniqueFd& out, Config& config) {
+  systemd::ListenFds passed = systemd::listen_fds();
+  if (!passed.problem.empty()) {
+    spdlog::critical("socket activation: {}", passed.problem);
+    return false;
+  }
+  if (passed.fds.empty()) return true;
+  if (passed.fds.size() != 1) {
+    spdlog::critical("socket activation: {} sockets passed; parker listens on exactly one", passed.fds.size());
+    return false;
+  }
+  int fd = passed.fds[0].get();
+  int type = 0, listening = 0, domain = 0;
+  socklen_t len = sizeof type;
+  (void)::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len);
+  len = sizeof listening;
+  (void)::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len);
+  len = sizeof domain;
+  (void)::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len);
+  if (domain != AF_UNIX || type != SOCK_STREAM || listening == 0) {
+    spdlog::critical("socket activation: fd {} is not a listening Unix stream socket (ListenStream= a path)", fd);
+    return false;
+  }
+  config.socket_path = socket_name(fd);
+  out = std::move(passed.fds[0]);
+  return true;
+}
+
+// For STATUS=: what `systemctl status parker` shows.
+std::string status_line(Daemon& daemon) {
+  std::uint64_t wakes = 0;
+  for (auto v : daemon.counters().wakes) wakes += v;
+  return fmt::format("{} parked; {} parks, {} wakes so far", daemon.parked_total(), daemon.counters().parks_total,
+                     wakes);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
-  using namespace parker::daemon;
   auto parsed = parse_options(argc, argv);
   if (!parsed.options) return parsed.exit_code;
   Options& options = *parsed.options;
@@ -24,22 +87,56 @@ int main(int argc, char** argv) {
   ::signal(SIGPIPE, SIG_IGN);
   std::size_t fd_limit = raise_fd_limit();
 
+  Config config = options.config;
+  parker::UniqueFd activated;
+  if (!take_activated_socket(activated, config)) return 1;
+
   uv_loop_t loop;
   uv_loop_init(&loop);
   int code = 0;
   {
-    Daemon daemon(&loop, options.config, fd_limit, [log] {
+    Daemon daemon(&loop, config, fd_limit, [log] {
       if (auto e = reopen_log_file(log); !e.empty()) spdlog::error("cannot reopen the log file: {}", e);
     });
-    if (auto e = daemon.start(); e.failed()) {
-      spdlog::critical("cannot listen on {}: {}", options.config.socket_path, parker::describe(e));
+    if (activated) daemon.adopt_listener(std::move(activated));
+    MetricsServer metrics(&loop, [&daemon] { return daemon.stats_text(); });
+    ServiceNotifier notifier(&loop, [&daemon] { return status_line(daemon); });
+    // STOPPING=1 at the first TERM/INT; the metrics listener would keep the loop running.
+    daemon.on_stopping([&] {
+      notifier.stopping();
+      metrics.close();
+    });
+    // systemctl reload sends USR2, which will mean "hand over to a successor" (issue 10, not
+    // built yet). Until then it must not kill parker, which would drop every parked client.
+    uv_signal_t usr2{};
+    uv_signal_init(&loop, &usr2);
+    uv_signal_start(&usr2, [](uv_signal_t*, int) {
+      spdlog::warn("SIGUSR2: hand-off to a successor (parker --take-over) is not implemented yet; ignored");
+    }, SIGUSR2);
+    uv_unref(reinterpret_cast<uv_handle_t*>(&usr2));
+    parker::Error e;
+    if (!options.metrics_listen.empty() && (e = metrics.listen(options.metrics_listen)).failed()) {
+      spdlog::critical("cannot serve metrics on {}: {}", options.metrics_listen, parker::describe(e));
       code = 1;
-    } else {
-      code = daemon.run();
+    } else if (!options.metrics_listen.empty()) {
+      spdlog::info("metrics on http://{}/metrics", metrics.address());
     }
+    if (code == 0) {
+      if (e = daemon.start(); e.failed()) {
+        spdlog::critical("cannot listen on {}: {}", config.socket_path, parker::describe(e));
+        code = 1;
+      } else {
+        notifier.ready();
+        code = daemon.run();
+      }
+    }
+    notifier.close();
+    metrics.close();
+    uv_close(reinterpret_cast<uv_handle_t*>(&usr2), nullptr);
+    // The daemon closed its handles; ours close in this run. A busy loop here would mean a
+    // leaked handle.
+    uv_run(&loop, UV_RUN_DEFAULT);
   }
-  // Every handle was closed by the daemon; a busy loop here would mean a leaked handle.
-  uv_run(&loop, UV_RUN_DEFAULT);
   if (uv_loop_close(&loop) != 0) spdlog::warn("libuv loop still had open handles at exit");
   spdlog::shutdown();
   return code;

@@ -5,7 +5,9 @@
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 
+#include "metrics_server.hpp"
 #include "parker/protocol.hpp"
+#include "parker/version.h"
 
 namespace parker::daemon {
 
@@ -48,6 +50,7 @@ ParseOutcome parse_options(int argc, char** argv) {
       "parker: holds idle client sockets for servers and hands each back when it becomes readable,\n"
       "hangs up, reaches its deadline or is recalled. Runs in the foreground; logs to stderr."};
   app.set_help_flag("-h,--help", "Print this help and exit");
+  app.set_version_flag("--version", "parker " PARKER_VERSION, "Print the version and exit");
 
   std::string socket_help =
       "Unix socket to listen on (default: $PARKER_SOCKET, else /run/parker/parker.sock as root, "
@@ -85,6 +88,18 @@ ParseOutcome parse_options(int argc, char** argv) {
       ->default_str("info")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
   app.add_option("--log-file", o.log_file, "Log to this file instead of stderr (SIGHUP reopens it)");
+  app.add_option("--metrics-listen", o.metrics_listen,
+                 "Serve Prometheus metrics at http://ADDR:PORT/metrics (e.g. 127.0.0.1:9187, [::1]:9187; "
+                 "port 0 picks a free one, logged)")
+      ->check([](const std::string& s) {
+        sockaddr_storage ignored{};
+        return parse_listen_address(s, ignored) ? std::string() : std::string("expected ADDR:PORT, e.g. 127.0.0.1:9187");
+      });
+  app.footer(
+      "Under systemd: a listening socket passed by socket activation (LISTEN_FDS) is used instead of\n"
+      "--socket; readiness, status and the watchdog go to NOTIFY_SOCKET; log lines carry syslog\n"
+      "priorities for the journal. Signals: TERM/INT hand every connection back and exit; HUP reopens\n"
+      "--log-file.");
 
   try {
     app.parse(argc, argv);

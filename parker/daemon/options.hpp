@@ -30,6 +30,7 @@ struct Options {
   Config config;
   std::string log_level = "info";
   std::string log_file;  // empty: stderr
+  std::string metrics_listen;  // "ADDR:PORT" for GET /metrics over HTTP; empty: none
 };
 
 // Parses argv. Returns the options, or the exit code when the program must stop here

@@ -31,6 +31,12 @@ const char* errno_name(int code) {
     case ENAMETOOLONG: return "ENAMETOOLONG";
     case EPROTO: return "EPROTO";
     case ETIMEDOUT: return "ETIMEDOUT";
+    case ENOTCONN: return "ENOTCONN";
+    case EISCONN: return "EISCONN";
+    case ENOBUFS: return "ENOBUFS";
+    case ECONNABORTED: return "ECONNABORTED";
+    case ENOTSUP: return "ENOTSUP";
+    case ENOMEM: return "ENOMEM";
     default: return nullptr;
   }
 }
