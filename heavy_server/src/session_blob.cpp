@@ -75,12 +75,27 @@ class Reader {
 
 constexpr std::size_t kStrOverhead = 4;
 
+// A u32 count, then that many strings in strictly ascending order (channels, patterns).
+bool read_names(Reader& r, std::set<std::string, std::less<>>& names) {
+  std::uint32_t count = 0;
+  if (!r.uint(count) || count > r.left() / kStrOverhead) return false;
+  for (std::uint32_t i = 0; i < count; ++i) {
+    std::string name;
+    if (!r.str(name)) return false;
+    if (!names.empty() && !(*names.rbegin() < name)) return false;
+    names.emplace_hint(names.end(), std::move(name));
+  }
+  return true;
+}
+
 }  // namespace
 
 std::optional<std::vector<std::byte>> encode_session(const Session& s, std::size_t max_bytes) {
   // Size first, so an oversized session is refused before building anything.
   std::size_t size = 4 + 2 + 2 + 8 + 1 + kStrOverhead + s.name.size() + 4 * 8 + 4 + 4 + 4;
   for (const std::string& c : s.channels) size += kStrOverhead + c.size();
+  size += 4 + 2 * kStrOverhead + s.unparsed_input.size() + s.unsent_output.size();
+  for (const std::string& p : s.patterns) size += kStrOverhead + p.size();
   for (const auto& cmd : s.multi_queue) {
     size += 4;
     for (const std::string& a : cmd) size += kStrOverhead + a.size();
@@ -106,6 +121,10 @@ std::optional<std::vector<std::byte>> encode_session(const Session& s, std::size
     w.uint(static_cast<std::uint32_t>(cmd.size()));
     for (const std::string& a : cmd) w.str(a);
   }
+  w.uint(static_cast<std::uint32_t>(s.patterns.size()));
+  for (const std::string& p : s.patterns) w.str(p);
+  w.str(s.unparsed_input);
+  w.str(s.unsent_output);
   w.uint(fnv1a(w.out()));
   return std::move(w.out());
 }
@@ -122,7 +141,7 @@ SessionDecodeResult decode_session(std::span<const std::byte> blob) {
   if (!r.magic()) return bad("not a session blob (bad magic)");
   std::uint16_t version = 0, flags = 0;
   if (!r.uint(version)) return bad("session blob truncated");
-  if (version != kSessionBlobVersion) return bad("unsupported session blob version");
+  if (version != 1 && version != kSessionBlobVersion) return bad("unsupported session blob version");
   if (checksum != fnv1a(body)) return bad("session blob checksum mismatch");
   if (!r.uint(flags)) return bad("session blob truncated");
   if ((flags & ~kKnownFlags) != 0) return bad("session blob has unknown flags");
@@ -139,14 +158,7 @@ SessionDecodeResult decode_session(std::span<const std::byte> blob) {
     return bad("session blob truncated");
   }
 
-  std::uint32_t channels = 0;
-  if (!r.uint(channels) || channels > r.left() / kStrOverhead) return bad("session blob truncated");
-  for (std::uint32_t i = 0; i < channels; ++i) {
-    std::string c;
-    if (!r.str(c)) return bad("session blob truncated");
-    if (!s.channels.empty() && !(*s.channels.rbegin() < c)) return bad("session blob channels not in order");
-    s.channels.emplace_hint(s.channels.end(), std::move(c));
-  }
+  if (!read_names(r, s.channels)) return bad("session blob channels truncated or not in order");
 
   std::uint32_t queued = 0;
   if (!r.uint(queued) || queued > r.left() / 4) return bad("session blob truncated");
@@ -162,6 +174,10 @@ SessionDecodeResult decode_session(std::span<const std::byte> blob) {
       s.multi_queue_bytes += a.size();
     }
     s.multi_queue.push_back(std::move(cmd));
+  }
+  if (version >= 2) {
+    if (!read_names(r, s.patterns)) return bad("session blob patterns truncated or not in order");
+    if (!r.str(s.unparsed_input) || !r.str(s.unsent_output)) return bad("session blob truncated");
   }
   if (r.left() != 0) return bad("session blob has trailing bytes");
   return {std::move(s), {}};

@@ -29,12 +29,22 @@ struct Session {
   std::vector<std::vector<std::string>> multi_queue;
   std::size_t multi_queue_bytes = 0;
 
-  // SUBSCRIBE: channel names, ordered so a blob's bytes are deterministic.
+  // SUBSCRIBE channels and PSUBSCRIBE patterns, ordered so a blob's bytes are deterministic.
   std::set<std::string, std::less<>> channels;
+  std::set<std::string, std::less<>> patterns;
 
   SessionCounters counters;
 
-  [[nodiscard]] bool subscribed() const noexcept { return !channels.empty(); }
+  // Only while the connection is away from a process (parked, or handed to a successor in a
+  // graceful restart): the bytes it had read and not parsed (a partial request, or requests a
+  // busy client pipelined) and the replies not sent yet. The process that adopts it sends the
+  // output first and parses the input before anything the client sends next.
+  std::string unparsed_input;
+  std::string unsent_output;
+
+  [[nodiscard]] bool subscribed() const noexcept { return !channels.empty() || !patterns.empty(); }
+  // What SUBSCRIBE / PSUBSCRIBE replies count: channels and patterns together, as redis does.
+  [[nodiscard]] std::size_t subscription_count() const noexcept { return channels.size() + patterns.size(); }
   void discard_multi() noexcept {
     in_multi = false;
     multi_failed = false;

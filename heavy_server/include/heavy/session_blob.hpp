@@ -13,6 +13,12 @@
 //   u32     queued command count, then for each: u32 argc (≥ 1), then argc × str
 //   u32     FNV-1a 32-bit checksum of every byte before it
 //
+// Version 2 (written now; version 1 blobs from an older process are still read) adds, after
+// the queued commands and before the checksum:
+//   u32     pattern count, then that many str (strictly ascending, no duplicates)
+//   str     unparsed input (bytes read from the client, not yet parsed)
+//   str     unsent output (replies not yet sent to the client)
+//
 // Decoding never trusts a length: every count is checked against the bytes that remain before
 // anything is allocated, so garbage gives an error, never a crash or a huge allocation.
 #pragma once
@@ -28,7 +34,7 @@
 
 namespace heavy {
 
-inline constexpr std::uint16_t kSessionBlobVersion = 1;
+inline constexpr std::uint16_t kSessionBlobVersion = 2;
 
 // Serialises `session`. Fails (nullopt) when the blob would exceed `max_bytes`: such a session
 // (a huge MULTI queue, thousands of channels) is simply not parked.
