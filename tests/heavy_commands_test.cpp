@@ -6,7 +6,9 @@
 #include <utility>
 #include <vector>
 
+#include "heavy/client_limits.hpp"
 #include "heavy/engine.hpp"
+#include "heavy/glob_match.hpp"
 #include "heavy/info.hpp"
 
 using namespace heavy;
@@ -21,6 +23,9 @@ struct TestClient final : PubSubSink {
 
   void deliver(std::string_view channel, std::string_view message) override {
     messages.emplace_back(channel, message);
+  }
+  void deliver_pattern(std::string_view pattern, std::string_view channel, std::string_view message) override {
+    messages.emplace_back(std::string(pattern) + " " + std::string(channel), message);
   }
 };
 
@@ -218,7 +223,7 @@ TEST_CASE_METHOD(Fixture, "MULTI queues, EXEC runs the queue, DISCARD drops it",
   CHECK(run({"GET", "after"}) == "$3\r\nyes\r\n");
 
   CHECK(run({"MULTI"}) == OK);
-  CHECK(run({"SUBSCRIBE", "c"}) == "-ERR Command not allowed inside a transaction\r\n");
+  CHECK(run({"SUBSCRIBE", "c"}) == "+QUEUED\r\n");  // as redis 7.0: queued like any command
   CHECK(run({"DISCARD"}) == OK);
 }
 
@@ -243,6 +248,102 @@ TEST_CASE_METHOD(Fixture, "SUBSCRIBE, PUBLISH and UNSUBSCRIBE with RESP2 replies
   CHECK(run({"UNSUBSCRIBE"}) == "*3\r\n$11\r\nunsubscribe\r\n$-1\r\n:0\r\n");
   CHECK(pubsub.channel_count() == 0);
   CHECK(run({"GET", "k"}) == NIL);  // back to normal
+}
+
+// The replies below are redis 7.0.15's, byte for byte (captured with the same commands).
+TEST_CASE_METHOD(Fixture, "PSUBSCRIBE, PUNSUBSCRIBE and their counts as redis 7 answers them", "[heavy][commands]") {
+  CHECK(run({"PSUBSCRIBE", "a*", "b?"}) ==
+        "*3\r\n$10\r\npsubscribe\r\n$2\r\na*\r\n:1\r\n*3\r\n$10\r\npsubscribe\r\n$2\r\nb?\r\n:2\r\n");
+  CHECK(stats.subscriber_connections == 1);
+  CHECK(run({"SUBSCRIBE", "c"}) == "*3\r\n$9\r\nsubscribe\r\n$1\r\nc\r\n:3\r\n");  // channels + patterns
+  CHECK(run({"GET", "k"}).starts_with("-ERR Can't execute 'get'"));
+  // A channel subscriber and a matching pattern both count, channel first.
+  CHECK(run(b, {"PUBLISH", "c", "x"}) == ":1\r\n");
+  CHECK(run(b, {"PUBLISH", "ab", "y"}) == ":1\r\n");
+  CHECK(run(b, {"PUBLISH", "bb", "z"}) == ":1\r\n");
+  CHECK(run(b, {"PUBLISH", "bbb", "no"}) == ":0\r\n");
+  CHECK(a.messages == std::vector<std::pair<std::string, std::string>>{{"c", "x"}, {"a* ab", "y"}, {"b? bb", "z"}});
+  CHECK(run({"PUNSUBSCRIBE"}) == "*3\r\n$12\r\npunsubscribe\r\n$2\r\na*\r\n:2\r\n"
+                                 "*3\r\n$12\r\npunsubscribe\r\n$2\r\nb?\r\n:1\r\n");
+  CHECK(run({"PUNSUBSCRIBE"}) == "*3\r\n$12\r\npunsubscribe\r\n$-1\r\n:1\r\n");
+  CHECK(run({"UNSUBSCRIBE"}) == "*3\r\n$11\r\nunsubscribe\r\n$1\r\nc\r\n:0\r\n");
+  CHECK(stats.subscriber_connections == 0);
+  CHECK(run({"PUNSUBSCRIBE", "x", "y"}) ==
+        "*3\r\n$12\r\npunsubscribe\r\n$1\r\nx\r\n:0\r\n*3\r\n$12\r\npunsubscribe\r\n$1\r\ny\r\n:0\r\n");
+  CHECK(run({"PUNSUBSCRIBE"}) == "*3\r\n$12\r\npunsubscribe\r\n$-1\r\n:0\r\n");
+  CHECK(run({"PSUBSCRIBE"}) == "-ERR wrong number of arguments for 'psubscribe' command\r\n");
+  CHECK(pubsub.pattern_count() == 0);
+  // As in redis 7.0, MULTI queues it.
+  CHECK(run({"MULTI"}) == OK);
+  CHECK(run({"PSUBSCRIBE", "z"}) == "+QUEUED\r\n");
+  CHECK(run({"EXEC"}) == "*1\r\n*3\r\n$10\r\npsubscribe\r\n$1\r\nz\r\n:1\r\n");
+  CHECK(run({"PSUBSCRIBE", "z"}) == "*3\r\n$10\r\npsubscribe\r\n$1\r\nz\r\n:1\r\n");  // already: same count
+}
+
+TEST_CASE_METHOD(Fixture, "RESET: out of MULTI and every subscription, db 0, no name, +RESET", "[heavy][commands]") {
+  CHECK(run({"CLIENT", "SETNAME", "bob"}) == OK);
+  CHECK(run({"SELECT", "2"}) == OK);
+  CHECK(run({"MULTI"}) == OK);
+  CHECK(run({"RESET"}) == "+RESET\r\n");  // not queued
+  CHECK(run({"EXEC"}) == "-ERR EXEC without MULTI\r\n");
+  CHECK(run({"CLIENT", "GETNAME"}) == NIL);
+  CHECK(a.session.db == 0);
+  CHECK(run({"SUBSCRIBE", "q"}) == "*3\r\n$9\r\nsubscribe\r\n$1\r\nq\r\n:1\r\n");
+  CHECK(run({"PSUBSCRIBE", "x*"}) == "*3\r\n$10\r\npsubscribe\r\n$2\r\nx*\r\n:2\r\n");
+  CHECK(run({"RESET"}) == "+RESET\r\n");  // allowed while subscribed, unsubscribes silently
+  CHECK(stats.subscriber_connections == 0);
+  CHECK(pubsub.channel_count() == 0);
+  CHECK(pubsub.pattern_count() == 0);
+  CHECK(run({"PING"}) == "+PONG\r\n");
+  CHECK(run({"RESET", "x"}) == "-ERR wrong number of arguments for 'reset' command\r\n");
+}
+
+TEST_CASE_METHOD(Fixture, "CONFIG GET shows the client limits with redis' names and formats", "[heavy][commands]") {
+  identity.client_limits.timeout_seconds = 30;
+  identity.client_limits.query_buffer_bytes = 1024 * 1024;
+  REQUIRE(apply_output_limit("pubsub 1mb 512kb 5", identity.client_limits).empty());
+  CHECK(run({"CONFIG", "GET", "timeout"}) == "*2\r\n$7\r\ntimeout\r\n$2\r\n30\r\n");
+  CHECK(run({"CONFIG", "GET", "client-query-buffer-limit"}) ==
+        "*2\r\n$25\r\nclient-query-buffer-limit\r\n$7\r\n1048576\r\n");
+  CHECK(run({"CONFIG", "GET", "client-output-buffer-limit"}) ==
+        "*2\r\n$26\r\nclient-output-buffer-limit\r\n$64\r\nnormal 0 0 0 slave 268435456 67108864 60 pubsub 1048576 "
+        "524288 5\r\n");
+  // The defaults print as redis 7's do.
+  CHECK(format_output_limits(ClientLimits{}) == "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60");
+}
+
+TEST_CASE("client limits parse as redis reads them", "[heavy][commands]") {
+  CHECK(parse_memory("1gb") == 1024ull * 1024 * 1024);
+  CHECK(parse_memory("1g") == 1000ull * 1000 * 1000);
+  CHECK(parse_memory("64MB") == 64ull * 1024 * 1024);
+  CHECK(parse_memory("512kb") == 512u * 1024);
+  CHECK(parse_memory("7") == 7u);
+  CHECK_FALSE(parse_memory("").has_value());
+  CHECK_FALSE(parse_memory("mb").has_value());
+  CHECK_FALSE(parse_memory("1tb").has_value());
+  CHECK_FALSE(parse_memory("99999999999999999999gb").has_value());
+  ClientLimits l;
+  CHECK(apply_output_limit("normal 1mb 0 0", l).empty());
+  CHECK(l.normal == OutputBufferLimit{1024 * 1024, 0, 0});
+  CHECK_FALSE(apply_output_limit("replica 1mb 0 0", l).empty());
+  CHECK_FALSE(apply_output_limit("pubsub 1mb 0", l).empty());
+  CHECK_FALSE(apply_output_limit("pubsub x 0 0", l).empty());
+}
+
+TEST_CASE("glob_match matches as redis' stringmatchlen", "[heavy][commands]") {
+  CHECK(glob_match("*", "anything"));
+  CHECK(glob_match("ne*", "news"));
+  CHECK_FALSE(glob_match("ne*", "snews"));
+  CHECK(glob_match("h?llo", "hello"));
+  CHECK(glob_match("h[ae]llo", "hallo"));
+  CHECK_FALSE(glob_match("h[^e]llo", "hello"));
+  CHECK(glob_match("h[a-b]llo", "hbllo"));
+  CHECK(glob_match("h\\*llo", "h*llo"));
+  CHECK_FALSE(glob_match("h\\*llo", "hello"));
+  CHECK_FALSE(glob_match("[a", "[a"));  // an unclosed set, as redis reads it
+  CHECK(glob_match("a*b*c", "aXXbYYc"));
+  // Exponential without redis' give-up rule; this must return at once.
+  CHECK_FALSE(glob_match("a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b", std::string(60, 'a')));
 }
 
 TEST_CASE_METHOD(Fixture, "INFO has the sections and fields tools and parking rely on", "[heavy][commands]") {

@@ -82,6 +82,7 @@ int run_app(const Config& config) {
   options.bind = config.bind;
   options.port = config.port;
   options.session_bytes = config.session_bytes;
+  options.client_limits = config.client_limits;
   const bool parking_on = !config.parker_socket.empty();
   if (parking_on) options.first_client_id = time_based_first_client_id();
   int exit_code = 0;

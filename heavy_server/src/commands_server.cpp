@@ -142,10 +142,11 @@ std::vector<ConfigParameter> config_parameters(const Engine& e) {
       {"databases", std::to_string(kDatabases)},
       {"maxmemory", "0"},
       {"maxmemory-policy", "noeviction"},
-      {"timeout", "0"},
+      {"timeout", std::to_string(e.identity().client_limits.timeout_seconds)},
       {"port", std::to_string(e.identity().tcp_port)},
       {"proto-max-bulk-len", std::to_string(limits.max_bulk)},
-      {"client-query-buffer-limit", std::to_string(limits.max_request)},
+      {"client-query-buffer-limit", std::to_string(e.identity().client_limits.query_buffer_bytes)},
+      {"client-output-buffer-limit", format_output_limits(e.identity().client_limits)},
   };
 }
 

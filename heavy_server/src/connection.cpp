@@ -5,7 +5,10 @@
 #include <algorithm>
 #include <cerrno>
 
+#include <spdlog/spdlog.h>
+
 #include "heavy/server.hpp"
+#include "heavy/session_blob.hpp"
 
 namespace heavy {
 
@@ -16,8 +19,6 @@ constexpr std::size_t kReadChunk = 16 * 1024;
 // Above this much unsent output a connection stops taking requests until the client reads:
 // a client that pipelines without reading cannot make the server buffer without bound.
 constexpr std::size_t kOutputHighWater = 1024 * 1024;
-// A subscriber that lets this much pile up is closed (redis' pubsub hard limit is 32 MiB).
-constexpr std::size_t kSubscriberOutputLimit = 32 * 1024 * 1024;
 
 }  // namespace
 
@@ -38,6 +39,16 @@ Connection* Connection::start(Server& server, parker::UniqueFd& fd, Session sess
     fd = std::move(conn->fd_);
     return nullptr;
   }
+  // What a blob brought along goes into the buffers; resume() acts on it.
+  Session& s = conn->session_;
+  if (!s.unparsed_input.empty()) {
+    std::span<char> space = conn->input_.writable(s.unparsed_input.size());
+    std::copy(s.unparsed_input.begin(), s.unparsed_input.end(), space.begin());
+    conn->input_.commit(s.unparsed_input.size());
+  }
+  conn->output_.raw(s.unsent_output);
+  s.unparsed_input = std::string();
+  s.unsent_output = std::string();
   // From here on the object belongs to libuv's handle lifetime: freed in on_closed only.
   Connection* c = conn.release();
   c->poll_.data = c;
@@ -77,7 +88,22 @@ parker::UniqueFd Connection::detach() noexcept {
 }
 
 bool Connection::idle() const noexcept {
-  return !closing_ && input_.empty() && output_.empty() && !parser_.in_progress() && !close_after_reply_;
+  // After service() the input holds at most one partial request unless paused_.
+  return !closing_ && output_.empty() && !paused_ && !close_after_reply_;
+}
+
+std::optional<std::vector<std::byte>> Connection::encode_blob(std::size_t max_bytes) {
+  session_.unparsed_input.assign(input_.unparsed());
+  session_.unsent_output.assign(output_.pending());
+  auto blob = encode_session(session_, max_bytes);
+  session_.unparsed_input = std::string();
+  session_.unsent_output = std::string();
+  return blob;
+}
+
+void Connection::resume() noexcept {
+  if (closing_ || (input_.empty() && output_.empty())) return;
+  service();
 }
 
 void Connection::begin_drain() noexcept {
@@ -120,6 +146,15 @@ void Connection::on_readable() noexcept {
   ssize_t n = ::recv(fd_.get(), space.data(), space.size(), 0);
   if (n > 0) {
     input_.commit(static_cast<std::size_t>(n));
+    if (input_.unparsed().size() > server_.options().client_limits.query_buffer_bytes) {
+      // redis closes such a client without a reply ("closing client that reached max query
+      // buffer length").
+      spdlog::warn("client {}: query buffer over client-query-buffer-limit ({} bytes); closing it", id(),
+                   server_.options().client_limits.query_buffer_bytes);
+      ++server_.stats().client_limit_closes;
+      close();
+      return;
+    }
     last_input_ms_ = uv_now(server_.loop());
     server_.mark_active(*this);
     service();
@@ -165,7 +200,7 @@ void Connection::service() noexcept {
       close();
       return;
     }
-    if (!send_output()) {
+    if (!send_output() || output_over_limit()) {
       close();
       return;
     }
@@ -213,11 +248,59 @@ void Connection::deliver(std::string_view channel, std::string_view message) {
   output_.bulk("message");
   output_.bulk(channel);
   output_.bulk(message);
-  if (output_.pending_size() > kSubscriberOutputLimit) over_limit_ = true;
-  if (!flush_queued_ && (events_ & UV_WRITABLE) == 0) {
+  queue_delivery();
+}
+
+void Connection::deliver_pattern(std::string_view pattern, std::string_view channel, std::string_view message) {
+  if (closing_ || over_limit_) return;
+  output_.array(4);
+  output_.bulk("pmessage");
+  output_.bulk(pattern);
+  output_.bulk(channel);
+  output_.bulk(message);
+  queue_delivery();
+}
+
+void Connection::deliver_raw(std::string_view pushes) {
+  if (closing_ || over_limit_ || pushes.empty()) return;
+  output_.raw(pushes);
+  queue_delivery();
+}
+
+// Closing waits for the flush (deliver() runs inside PUBLISH's walk of the registry).
+void Connection::queue_delivery() noexcept {
+  if (output_over_limit()) over_limit_ = true;
+  // Over the limit it must close even if the socket never becomes writable again (a client
+  // that does not read): the flush does it.
+  if (!flush_queued_ && ((events_ & UV_WRITABLE) == 0 || over_limit_)) {
     flush_queued_ = true;
     server_.queue_flush(this);
   }
+}
+
+// redis' checkClientOutputBufferLimits: past the hard limit at once; past the soft one only
+// once it has stayed past it for longer than its seconds; below it the soft clock restarts.
+bool Connection::output_over_limit() noexcept {
+  const ClientLimits& limits = server_.options().client_limits;
+  const OutputBufferLimit& l = session_.subscribed() ? limits.pubsub : limits.normal;
+  const std::size_t used = output_.pending_size();
+  bool over = l.hard_bytes != 0 && used >= l.hard_bytes;
+  if (l.soft_bytes != 0 && used >= l.soft_bytes) {
+    const std::uint64_t now = uv_now(server_.loop()) + 1;  // +1: 0 means "not past it"
+    if (soft_limit_since_ms_ == 0) {
+      soft_limit_since_ms_ = now;
+    } else if (now - soft_limit_since_ms_ > l.soft_seconds * 1000) {
+      over = true;
+    }
+  } else {
+    soft_limit_since_ms_ = 0;
+  }
+  if (over && !over_limit_) {
+    spdlog::warn("client {}: {} bytes of unsent output, over client-output-buffer-limit {}; closing it", id(), used,
+                 session_.subscribed() ? "pubsub" : "normal");
+    ++server_.stats().client_limit_closes;
+  }
+  return over;
 }
 
 void Connection::flush_queued() noexcept {

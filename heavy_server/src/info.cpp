@@ -92,9 +92,12 @@ void section_stats(std::string& out, Engine& e) {
                  "rejected_connections:{}\r\n"
                  "total_protocol_errors:{}\r\n"
                  "pubsub_channels:{}\r\n"
+                 "pubsub_patterns:{}\r\n"
+                 "timed_out_clients:{}\r\n"
+                 "client_limit_closes:{}\r\n"
                  "\r\n",
                  s.connections_received, s.commands_processed, s.rejected_connections, s.protocol_errors,
-                 e.pubsub().channel_count());
+                 e.pubsub().channel_count(), e.pubsub().pattern_count(), s.timed_out_clients, s.client_limit_closes);
 }
 
 void section_parking(std::string& out, Engine& e) {

@@ -1,5 +1,9 @@
 #include <unistd.h>
 
+#include <cstdio>
+#include <string>
+#include <vector>
+
 #include <CLI/CLI.hpp>
 
 #include "heavy/config.hpp"
@@ -34,10 +38,35 @@ OptionsOutcome parse_options(int argc, char** argv) {
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
   app.add_option("--snapshot", config.snapshot_path,
                  "Keyspace snapshot: read at start if it exists, written on TERM/INT");
+  app.add_option("--timeout", config.client_limits.timeout_seconds,
+                 "Close a client after this many seconds without a request, parked or not (0: never; "
+                 "subscribers are exempt), as redis' timeout")
+      ->capture_default_str();
+  std::string query_limit = std::to_string(config.client_limits.query_buffer_bytes);
+  app.add_option("--client-query-buffer-limit", query_limit,
+                 "Close a client whose unparsed input grows past this (redis units: 1gb, 64mb...)")
+      ->capture_default_str();
+  std::vector<std::string> output_limits;
+  app.add_option("--client-output-buffer-limit", output_limits,
+                 "\"CLASS HARD SOFT SECONDS\" as redis' (CLASS normal or pubsub; repeatable); defaults: "
+                 "\"normal 0 0 0\", \"pubsub 32mb 8mb 60\"");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return {std::nullopt, app.exit(e)};
+  }
+  if (auto bytes = parse_memory(query_limit); bytes && *bytes > 0) {
+    config.client_limits.query_buffer_bytes = *bytes;
+  } else {
+    std::fprintf(stderr, "--client-query-buffer-limit: '%s' is not a size (e.g. 1gb, 64mb, 1048576)\n",
+                 query_limit.c_str());
+    return {std::nullopt, 2};
+  }
+  for (const std::string& spec : output_limits) {
+    if (std::string error = apply_output_limit(spec, config.client_limits); !error.empty()) {
+      std::fprintf(stderr, "--%s\n", error.c_str());
+      return {std::nullopt, 2};
+    }
   }
   return {std::move(config), 0};
 }

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <optional>
+#include <set>
 
 #include <spdlog/spdlog.h>
 
@@ -38,6 +40,20 @@ std::span<const std::byte> as_bytes(std::string_view s) {
   return std::as_bytes(std::span<const char>(s.data(), s.size()));
 }
 
+std::vector<std::string> to_vector(const std::set<std::string, std::less<>>& names) {
+  return {names.begin(), names.end()};
+}
+
+// A session that brought work along — replies not sent, or a whole request not yet run (a
+// busy client handed over in a graceful restart) — must be served at once: nothing the
+// client does would wake it (it is waiting for us).
+bool has_work(const Session& session, const RespLimits& limits) {
+  if (!session.unsent_output.empty()) return true;
+  if (session.unparsed_input.empty()) return false;
+  RespParser parser(limits);
+  return parser.parse(session.unparsed_input).status != ParseStatus::need_more;
+}
+
 }  // namespace
 
 Parking::Parking(Server& server, ParkingOptions options) : server_(server), options_(std::move(options)) {
@@ -57,7 +73,7 @@ Parking::~Parking() {
   }
   // Stand-ins still registered would dangle in the channel registry.
   for (auto& [id, stand_in] : parked_) {
-    if (stand_in) server_.pubsub().rebind(stand_in->channels(), stand_in.get(), nullptr);
+    if (stand_in) server_.pubsub().rebind(stand_in->channels(), stand_in->patterns(), stand_in.get(), nullptr);
   }
 }
 
@@ -76,7 +92,11 @@ void Parking::start(ListenerReady on_listener) {
   client_ = parker::UvClient::create(server_.loop(), std::move(cb));
   set_scan_interval(std::clamp<std::uint64_t>(options_.park_after_ms / 4, 10, 250));
   uv_timer_start(&phase_timer_, on_phase_timer, options_.startup_timeout_ms, 0);
-  if (parker::Error e = client_->connect(options_.socket_path, options_.pool); e.failed()) {
+  // Wakes are acknowledged by woken() itself: once a graceful restart has begun, the ones that
+  // still arrive are not adopted, and must stay parker's (for the successor) — see woken().
+  parker::ClientOptions client_options;
+  client_options.auto_acknowledge = false;
+  if (parker::Error e = client_->connect(options_.socket_path, options_.pool, client_options); e.failed()) {
     spdlog::warn("parker at {}: {}; serving without parking", options_.socket_path, parker::describe(e));
     warned_unavailable_ = true;
     decide_listener({});
@@ -120,7 +140,7 @@ void Parking::connected(const parker::protocol::Welcome& welcome) {
     inventory_pending_ = true;
     unlisted_.clear();
     for (const auto& [id, stand_in] : parked_) unlisted_.insert(id);
-    listener_in_inventory_ = false;
+    listener_in_inventory_ = listener_held_ = false;
     inventory_records_ = inventory_subscribers_ = 0;
     return;
   }
@@ -151,8 +171,8 @@ void Parking::disconnected(parker::Error error, std::chrono::milliseconds retry_
 
 void Parking::error_from_parker(const parker::protocol::ErrorMessage& error) {
   if (error.code == parker::protocol::ErrorCode::unknown_id) {
-    if (error.id == kListenerParkId && phase_ == Phase::starting) decide_listener({});
-    // Otherwise a recall crossed a wake on the wire: nothing to do.
+    // A recall crossed a wake on the wire: the wake is on its way. For the listener too (a
+    // client arrived and parker woke it to us first); the startup timer guards the rest.
     return;
   }
   spdlog::warn("parker: {} ({})", error.text, parker::protocol::to_string(error.code));
@@ -174,7 +194,9 @@ void Parking::inventory(const parker::protocol::InventoryReply& reply) {
 
 void Parking::index_record(const parker::protocol::InventoryRecord& record) {
   if (record.id == kListenerParkId) {
+    // Held: woken while its owner was leaving (a client arrived); it comes to us as a WAKE.
     listener_in_inventory_ = true;
+    listener_held_ = record.state == parker::protocol::InventoryState::held;
     return;
   }
   ++inventory_records_;
@@ -190,15 +212,15 @@ void Parking::index_record(const parker::protocol::InventoryRecord& record) {
   std::unique_ptr<ParkedSubscriber> stand_in;
   SessionDecodeResult decoded = decode_session(as_bytes(record.blob));
   if (decoded.session && decoded.session->subscribed()) {
-    const auto& channels = decoded.session->channels;
-    stand_in = std::make_unique<ParkedSubscriber>(record.id, std::vector<std::string>(channels.begin(), channels.end()),
-                                                  &recall_);
-    for (const std::string& channel : stand_in->channels()) server_.pubsub().subscribe(channel, stand_in.get());
+    stand_in = std::make_unique<ParkedSubscriber>(record.id, to_vector(decoded.session->channels),
+                                                  to_vector(decoded.session->patterns), &recall_);
+    server_.pubsub().rebind(stand_in->channels(), stand_in->patterns(), nullptr, stand_in.get());
     ++inventory_subscribers_;
   } else if (!decoded.session) {
     spdlog::debug("client {}: parked with a blob we do not understand ({}); indexed anyway", record.id, decoded.error);
   }
   parked_.emplace(record.id, std::move(stand_in));
+  if (decoded.session && has_work(*decoded.session, server_.options().limits)) (void)client_->recall(record.id);
 }
 
 void Parking::inventory_done() {
@@ -218,6 +240,8 @@ void Parking::inventory_done() {
     }
     if (handed_over_) {
       decide_listener(std::move(handed_over_));  // it came (as a held wake) before the inventory
+    } else if (listener_in_inventory_ && listener_held_) {
+      // On its way as a held wake: decided in listener_woken (or by the startup timer).
     } else if (!listener_in_inventory_ || client_->recall(kListenerParkId).failed()) {
       decide_listener({});
     }
@@ -234,23 +258,37 @@ void Parking::on_scan(uv_timer_t* timer) noexcept { static_cast<Parking*>(timer-
 void Parking::scan() {
   if (!client_ || !client_->connected() || (phase_ != Phase::serving && phase_ != Phase::handing_over)) return;
   const std::uint64_t now = uv_now(server_.loop());
-  const std::uint64_t after = phase_ == Phase::handing_over ? 0 : options_.park_after_ms;
+  const bool handover = phase_ == Phase::handing_over;
+  const std::uint64_t after = handover ? 0 : options_.park_after_ms;
   out_of_credit_counted_ = false;
   if (now >= after) {
     try {
-      server_.for_each_quiet_since(now - after, [this](Connection& c) { park_one(c); });
+      server_.for_each_quiet_since(now - after, [this, handover](Connection& c) { park_one(c, handover); });
     } catch (const std::bad_alloc&) {
       spdlog::warn("out of memory while parking; trying again later");
     }
   }
-  if (phase_ == Phase::handing_over && (server_.connection_count() == 0 || handover_deadline_passed_)) {
-    park_listener();
-  }
+  if (handover) park_listener();
   maybe_finish_handover();
 }
 
-void Parking::park_one(Connection& conn) {
-  if (!conn.idle() || has_unread_bytes(conn.fd())) return;
+// The deadline a park gets from --timeout: what is left of the client's idle time. Subscribers
+// are exempt, as in redis.
+parker::ParkOptions Parking::park_options(const Connection& conn) const {
+  parker::ParkOptions o;
+  const std::uint64_t timeout_ms = server_.options().client_limits.timeout_seconds * 1000;
+  if (timeout_ms == 0 || conn.session().subscribed()) return o;
+  const std::uint64_t idle_ms = uv_now(server_.loop()) - conn.last_input_ms();
+  o.deadline = std::chrono::milliseconds(idle_ms >= timeout_ms ? 1 : timeout_ms - idle_ms);
+  o.wake_on_deadline = false;  // parker closes it, as redis would
+  return o;
+}
+
+// `handover`: a graceful restart parks every connection between two requests, whatever it has
+// buffered (it travels in the blob) and whether or not the kernel holds more of its bytes
+// (parker wakes it to the successor). Otherwise only an idle one with nothing waiting.
+void Parking::park_one(Connection& conn, bool handover) {
+  if (handover ? !conn.can_hand_over() : (!conn.idle() || has_unread_bytes(conn.fd()))) return;
   if (client_->credit() == 0) {
     if (!out_of_credit_counted_) ++server_.stats().parking.park_failures_total;  // once per scan
     out_of_credit_counted_ = true;
@@ -259,24 +297,25 @@ void Parking::park_one(Connection& conn) {
   const std::uint64_t id = conn.id();
   std::unique_ptr<ParkedSubscriber> stand_in;
   if (conn.session().subscribed()) {
-    stand_in = std::make_unique<ParkedSubscriber>(
-        id, std::vector<std::string>(conn.session().channels.begin(), conn.session().channels.end()), &recall_);
+    stand_in = std::make_unique<ParkedSubscriber>(id, to_vector(conn.session().channels),
+                                                  to_vector(conn.session().patterns), &recall_);
   }
+  const parker::ParkOptions options = park_options(conn);
   const std::size_t max_blob = client_->core().welcome().max_blob;
-  DetachResult d = server_.detach_connection(id, stand_in.get(), max_blob == 0 ? SIZE_MAX : max_blob);
+  DetachResult d = server_.detach_connection(id, stand_in.get(), max_blob == 0 ? SIZE_MAX : max_blob, handover);
   if (!d.detached) {
     ++server_.stats().parking.park_failures_total;
     spdlog::debug("client {}: not parked: {}", id, d.error);
     return;
   }
   const std::vector<std::byte>& blob = d.detached->blob;
-  if (parker::Error e = client_->park(d.detached->fd, id, as_chars(blob)); e.failed()) {
+  if (parker::Error e = client_->park(d.detached->fd, id, as_chars(blob), options); e.failed()) {
     ++server_.stats().parking.park_failures_total;
     spdlog::debug("client {}: not parked: {}", id, parker::describe(e));
     AdoptResult back = server_.adopt_connection(std::move(d.detached->fd), blob, stand_in.get());
     if (back.connection == nullptr) {
       spdlog::warn("client {}: cannot serve it again after a failed park ({}); closing it", id, back.error);
-      if (stand_in) server_.pubsub().rebind(stand_in->channels(), stand_in.get(), nullptr);
+      if (stand_in) server_.pubsub().rebind(stand_in->channels(), stand_in->patterns(), stand_in.get(), nullptr);
     }
     return;
   }
@@ -309,14 +348,57 @@ void Parking::rejected(parker::RejectedPark park) {
 // --- Waking ---
 
 void Parking::woken(parker::WokenConnection woken) {
-  if (woken.id == kListenerParkId) {
-    listener_woken(std::move(woken.fd), woken.blob);
+  const bool exactly_once = client_ && client_->core().exactly_once();
+  if (exactly_once && (phase_ == Phase::handing_over || phase_ == Phase::leaving || phase_ == Phase::done)) {
+    woken_in_handover(std::move(woken));
     return;
   }
-  // Acknowledged to parker when this returns: the connection is ours from here on.
-  if (restore(std::move(woken.fd), as_bytes(woken.blob), woken.id) != nullptr) {
+  const std::uint64_t seq = woken.seq;
+  if (woken.id == kListenerParkId) {
+    listener_woken(std::move(woken.fd), woken.blob);
+  } else if (restore(std::move(woken.fd), as_bytes(woken.blob), woken.id) != nullptr) {
     ++server_.stats().parking.wakes_total;
   }
+  // The connection is ours from here on (or closed for a blob we could not restore).
+  if (exactly_once) (void)client_->acknowledge(seq);
+}
+
+// A graceful restart has begun: a wake is not adopted and not acknowledged, so it stays
+// parker's and goes to the successor with the blob it was parked with — nothing is read from
+// or written to its socket here. Only a parked subscriber that PUBLISH gave messages to
+// meanwhile (the wake is its recall) is parked again at once, the messages added to its blob
+// as unsent output (parker lets go of its old copy), so the successor delivers them.
+void Parking::woken_in_handover(parker::WokenConnection woken) {
+  auto it = parked_.find(woken.id);
+  ParkedSubscriber* stand_in = it == parked_.end() ? nullptr : it->second.get();
+  if (stand_in == nullptr || !stand_in->wants_recall() || phase_ != Phase::handing_over) {
+    spdlog::debug("client {}: woken during the graceful restart; left with parker for the successor", woken.id);
+    if (woken.id != kListenerParkId) forget_entry(woken.id);
+    return;  // our copy of the fd closes; parker's stays
+  }
+  SessionDecodeResult decoded = decode_session(as_bytes(woken.blob));
+  std::optional<std::vector<std::byte>> blob;
+  if (decoded.session && !stand_in->over_limit()) {
+    decoded.session->unsent_output.append(stand_in->pending());
+    const std::size_t max_blob = client_->core().welcome().max_blob;
+    blob = encode_session(*decoded.session, max_blob == 0 ? SIZE_MAX : max_blob);
+  }
+  if (!blob) {
+    spdlog::warn("client {}: {} byte(s) of messages do not fit its blob; the successor will not deliver them",
+                 woken.id, stand_in->pending().size());
+    forget_entry(woken.id);
+    return;
+  }
+  auto fresh = std::make_unique<ParkedSubscriber>(woken.id, stand_in->channels(), stand_in->patterns(), &recall_);
+  server_.pubsub().rebind(stand_in->channels(), stand_in->patterns(), stand_in, fresh.get());
+  if (parker::Error e = client_->park(woken.fd, woken.id, as_chars(*blob)); e.failed()) {
+    spdlog::warn("client {}: cannot park it again with its messages ({}); the successor will not deliver them",
+                 woken.id, parker::describe(e));
+    it->second = std::move(fresh);
+    forget_entry(woken.id);
+    return;
+  }
+  it->second = std::move(fresh);
 }
 
 Connection* Parking::restore(parker::UniqueFd fd, std::span<const std::byte> blob, std::uint64_t id) {
@@ -330,7 +412,7 @@ Connection* Parking::restore(parker::UniqueFd fd, std::span<const std::byte> blo
   AdoptResult r = server_.adopt_connection(std::move(fd), blob, stand_in.get());
   if (r.connection == nullptr) {
     spdlog::warn("client {}: cannot restore its session ({}); closing it", id, r.error);
-    if (stand_in) server_.pubsub().rebind(stand_in->channels(), stand_in.get(), nullptr);
+    if (stand_in) server_.pubsub().rebind(stand_in->channels(), stand_in->patterns(), stand_in.get(), nullptr);
     return nullptr;  // r.fd closes the socket
   }
   if (stand_in) {
@@ -338,7 +420,7 @@ Connection* Parking::restore(parker::UniqueFd fd, std::span<const std::byte> blo
       r.connection->close();  // as an active subscriber that does not read would be
       return nullptr;
     }
-    for (const auto& [channel, message] : stand_in->pending()) r.connection->deliver(channel, message);
+    r.connection->deliver_raw(stand_in->pending());
   }
   return r.connection;
 }
@@ -352,14 +434,14 @@ void Parking::forget_entry(std::uint64_t id) {
   unlisted_.erase(id);
   auto it = parked_.find(id);
   if (it == parked_.end()) return;
-  if (it->second) server_.pubsub().rebind(it->second->channels(), it->second.get(), nullptr);
+  if (it->second) server_.pubsub().rebind(it->second->channels(), it->second->patterns(), it->second.get(), nullptr);
   parked_.erase(it);
   update_gauge();
 }
 
 void Parking::forget_all_entries() {
   for (auto& [id, stand_in] : parked_) {
-    if (stand_in) server_.pubsub().rebind(stand_in->channels(), stand_in.get(), nullptr);
+    if (stand_in) server_.pubsub().rebind(stand_in->channels(), stand_in->patterns(), stand_in.get(), nullptr);
   }
   parked_.clear();
   unlisted_.clear();
@@ -382,7 +464,8 @@ void Parking::on_phase_timer(uv_timer_t* timer) noexcept {
       break;
     case Phase::handing_over:
       if (!self->handover_deadline_passed_) {
-        spdlog::warn("graceful restart: {} connection(s) still busy after {} ms; parking the listener without them",
+        spdlog::warn("graceful restart: {} connection(s) could not be handed over within {} ms (closing, or "
+                     "too much buffered for a blob); leaving them to the shutdown",
                      self->server_.connection_count(), self->options_.handover_timeout_ms);
         self->handover_deadline_passed_ = true;
         uv_timer_start(&self->phase_timer_, on_phase_timer, kHandoverGraceMs, 0);
@@ -463,6 +546,7 @@ bool Parking::begin_handover(std::function<void()> on_done) {
   spdlog::info("graceful restart: parking {} connection(s) and the listening socket", server_.connection_count());
   set_scan_interval(kHandoverScanMs);
   uv_timer_start(&phase_timer_, on_phase_timer, options_.handover_timeout_ms, 0);
+  scan();  // every connection between two requests goes now, the listener with them
   return true;
 }
 

@@ -36,6 +36,7 @@ Server::Server(uv_loop_t* loop, ServerOptions options)
   identity_.started_unix_ms = unix_ms_now();
   identity_.session_bytes = options_.session_bytes;
   identity_.tcp_port = options_.port;
+  identity_.client_limits = options_.client_limits;
   next_client_id_ = options_.first_client_id;
   spare_fd_.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
 
@@ -188,7 +189,7 @@ void Server::forget(Connection& conn) noexcept {
   --stats_.active_connections;
   unlink_activity(conn);
   if (conn.session().subscribed()) {
-    pubsub_.rebind(conn.session().channels, &conn, nullptr);
+    pubsub_.rebind(conn.session().channels, conn.session().patterns, &conn, nullptr);
     --stats_.subscriber_connections;
   }
   if (conn.flush_queued_) {
@@ -214,18 +215,19 @@ void Server::on_check(uv_check_t* check) noexcept {
   }
 }
 
-DetachResult Server::detach_connection(std::uint64_t client_id, PubSubSink* stand_in, std::size_t max_blob) {
+DetachResult Server::detach_connection(std::uint64_t client_id, PubSubSink* stand_in, std::size_t max_blob,
+                                       bool any_moment) {
   Connection* conn = find_connection(client_id);
   if (conn == nullptr) return {std::nullopt, "no such client"};
-  if (!conn->idle()) return {std::nullopt, "not idle"};
+  if (!(any_moment ? conn->can_hand_over() : conn->idle())) return {std::nullopt, "not idle"};
   std::optional<std::vector<std::byte>> blob;
   try {
-    blob = encode_session(conn->session(), max_blob);
+    blob = conn->encode_blob(max_blob);
   } catch (const std::bad_alloc&) {
     blob.reset();
   }
   if (!blob) return {std::nullopt, "session too large"};
-  if (stand_in != nullptr) pubsub_.rebind(conn->session().channels, conn, stand_in);
+  if (stand_in != nullptr) pubsub_.rebind(conn->session().channels, conn->session().patterns, conn, stand_in);
   DetachedConnection d;
   d.client_id = client_id;
   d.blob = std::move(*blob);
@@ -263,9 +265,14 @@ AdoptResult Server::adopt_connection(parker::UniqueFd fd, std::span<const std::b
       if (stand_in != nullptr) pubsub_.unsubscribe(channel, stand_in);
       pubsub_.subscribe(channel, conn);
     }
+    for (const std::string& pattern : conn->session().patterns) {
+      if (stand_in != nullptr) pubsub_.punsubscribe(pattern, stand_in);
+      pubsub_.psubscribe(pattern, conn);
+    }
     ++stats_.subscriber_connections;
   }
   r.connection = conn;
+  conn->resume();  // what it brought along: replies to send, requests to run
   return r;
 }
 
@@ -273,8 +280,25 @@ AdoptResult Server::adopt_connection(parker::UniqueFd fd, std::span<const std::b
 
 void Server::on_sweep(uv_timer_t* timer) noexcept {
   auto* self = static_cast<Server*>(timer->data);
+  self->close_timed_out();
   if (!self->keyspace_.has_volatile_keys()) return;
   (void)self->keyspace_.sweep(static_cast<std::int64_t>(uv_now(self->loop_)), kSweepBucketsPerDb);
+}
+
+// --- Idle timeout (redis' `timeout`) ---
+
+// Subscribers are exempt, as in redis (they are meant to wait). Only the quiet end of the
+// activity list is visited, so busy connections cost nothing here.
+void Server::close_timed_out() noexcept {
+  const std::uint64_t timeout_ms = options_.client_limits.timeout_seconds * 1000;
+  const std::uint64_t now = uv_now(loop_);
+  if (timeout_ms == 0 || now < timeout_ms) return;
+  for_each_quiet_since(now - timeout_ms, [this](Connection& c) {
+    if (c.session().subscribed() || c.closing()) return;
+    spdlog::debug("client {}: idle for {} s; closing it (timeout)", c.id(), options_.client_limits.timeout_seconds);
+    ++stats_.timed_out_clients;
+    c.close();
+  });
 }
 
 // --- Shutdown ---

@@ -5,6 +5,8 @@
 #include <optional>
 #include <string>
 
+#include "heavy/client_limits.hpp"
+
 namespace heavy {
 
 struct Config {
@@ -17,6 +19,7 @@ struct Config {
   std::uint64_t session_bytes = 256 * 1024;
   std::string log_level = "info";
   std::string snapshot_path;  // empty: no snapshot
+  ClientLimits client_limits;  // --timeout, --client-query-buffer-limit, --client-output-buffer-limit
 };
 
 // parker's default socket path (docs/PROTOCOL.md): /tmp/parker-$UID.sock.

@@ -19,6 +19,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <vector>
 
 #include "heavy/engine.hpp"
 #include "heavy/input_buffer.hpp"
@@ -46,16 +48,26 @@ class Connection final : public PubSubSink {
   // Stops serving and closes the socket. Idempotent.
   void close() noexcept;
   // Stops serving and gives the socket to the caller, still open; frees the working set and
-  // buffers. Only for an idle() connection (nothing would be lost). The object goes away in
+  // buffers (encode_blob() first: what they hold travels in the blob). The object goes away in
   // its close callback, like after close().
   [[nodiscard]] parker::UniqueFd detach() noexcept;
+  // The session blob with the bytes buffered either way (unparsed input, unsent output), or
+  // nullopt when it would exceed max_bytes.
+  [[nodiscard]] std::optional<std::vector<std::byte>> encode_blob(std::size_t max_bytes);
+  // After start(): sends the output and runs the requests a blob brought along.
+  void resume() noexcept;
 
   // Graceful shutdown: finish the request in progress and what is buffered, send every reply,
   // then close. A connection with nothing in progress closes at once.
   void begin_drain() noexcept;
 
-  // Nothing buffered in either direction and no partial request: parking loses nothing.
+  // Waiting for the client: nothing to send, no request to run (a partial one may be buffered;
+  // it travels in the blob, and the rest of it wakes the connection). The parking timer parks
+  // only these.
   [[nodiscard]] bool idle() const noexcept;
+  // Between two requests and not about to close (QUIT, a protocol error): a graceful restart
+  // hands it over now, whatever it has buffered.
+  [[nodiscard]] bool can_hand_over() const noexcept { return !closing_ && !close_after_reply_; }
   [[nodiscard]] bool closing() const noexcept { return closing_; }
   // Loop time (uv_now) of the last bytes received, or of the start.
   [[nodiscard]] std::uint64_t last_input_ms() const noexcept { return last_input_ms_; }
@@ -65,6 +77,10 @@ class Connection final : public PubSubSink {
 
   // PubSubSink: queue ["message", channel, payload]; it is sent when the server flushes.
   void deliver(std::string_view channel, std::string_view message) override;
+  // PubSubSink: queue ["pmessage", pattern, channel, payload].
+  void deliver_pattern(std::string_view pattern, std::string_view channel, std::string_view message) override;
+  // Messages kept for it while it was parked, already as RESP2 pushes.
+  void deliver_raw(std::string_view pushes);
   // Called by the server after deliveries: send queued output (or close if over the limit).
   void flush_queued() noexcept;
 
@@ -84,6 +100,9 @@ class Connection final : public PubSubSink {
   bool send_output() noexcept;
   void update_events() noexcept;
   void stop_watching() noexcept;
+  // After output was queued: whether client-output-buffer-limit says to close it now.
+  [[nodiscard]] bool output_over_limit() noexcept;
+  void queue_delivery() noexcept;
 
   uv_poll_t poll_{};
   bool poll_started_ = false;  // poll_ initialised (and therefore must be uv_close'd)
@@ -101,7 +120,8 @@ class Connection final : public PubSubSink {
   bool close_after_reply_ = false;   // QUIT, protocol error, or draining with nothing left
   bool draining_ = false;
   bool paused_ = false;              // too much output pending: stop taking requests
-  bool over_limit_ = false;          // a subscriber that does not read: to be closed
+  bool over_limit_ = false;          // past an output buffer limit: to be closed
+  std::uint64_t soft_limit_since_ms_ = 0;  // when output went past the soft limit (0: it is not)
   bool flush_queued_ = false;        // in the server's list of connections to flush
   // The server's activity list, ordered by last_input_ms_ (see Server::for_each_quiet_since).
   Connection* older_ = nullptr;

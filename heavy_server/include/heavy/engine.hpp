@@ -72,9 +72,9 @@ using CommandHandler = void (*)(CommandContext&);
 
 enum CommandFlags : unsigned {
   kCmdNone = 0,
-  kCmdAllowedWhileSubscribed = 1u << 0,  // PING, QUIT, (UN)SUBSCRIBE
+  kCmdAllowedWhileSubscribed = 1u << 0,  // PING, QUIT, RESET, (P)(UN)SUBSCRIBE
   kCmdNotQueued = 1u << 1,               // runs at once inside MULTI: MULTI, EXEC, DISCARD, QUIT
-  kCmdNoMulti = 1u << 2,                 // refused inside MULTI: (UN)SUBSCRIBE
+  kCmdNoMulti = 1u << 2,                 // refused inside MULTI (none now: redis 7 queues even SUBSCRIBE)
 };
 
 struct CommandSpec {

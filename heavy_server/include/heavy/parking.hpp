@@ -100,7 +100,9 @@ class Parking {
   void left(parker::Error error);
 
   void scan();
-  void park_one(Connection& conn);
+  void park_one(Connection& conn, bool handover);
+  [[nodiscard]] parker::ParkOptions park_options(const Connection& conn) const;
+  void woken_in_handover(parker::WokenConnection woken);
   void index_record(const parker::protocol::InventoryRecord& record);
   void inventory_done();
   Connection* restore(parker::UniqueFd fd, std::span<const std::byte> blob, std::uint64_t id);
@@ -135,6 +137,7 @@ class Parking {
   bool inventory_pending_ = false;
   std::unordered_set<std::uint64_t> unlisted_;  // indexed before it, not in it (yet)
   bool listener_in_inventory_ = false;
+  bool listener_held_ = false;  // ... as a wake held for the pool (it comes as a WAKE)
   parker::UniqueFd handed_over_;  // start: the listener came back before the inventory ended
   std::size_t inventory_records_ = 0;
   std::size_t inventory_subscribers_ = 0;

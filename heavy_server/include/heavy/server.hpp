@@ -41,6 +41,7 @@ struct ServerOptions {
   std::uint16_t port = 6380;                 // 0: ephemeral
   std::size_t session_bytes = 256 * 1024;    // working set of each active session
   RespLimits limits;
+  ClientLimits client_limits;                // timeout, query and output buffer limits
   std::uint64_t drain_timeout_ms = 5000;     // graceful shutdown: then close what is left
   // CLIENT IDs start here. The parking integration may use client ids as parker ids, which
   // must stay unique in the pool across restarts: a new process then starts above the last.
@@ -88,11 +89,13 @@ class Server {
   [[nodiscard]] bool stopping() const noexcept { return stopping_; }
 
   // --- Parking integration ---
-  // Takes an idle connection off the loop: rebinds its subscriptions to `stand_in` (or drops
-  // them when null), serialises its session (refusing when over max_blob), frees its memory and
-  // hands over its socket.
+  // Takes a connection off the loop: rebinds its subscriptions to `stand_in` (or drops them
+  // when null), serialises its session with whatever it has buffered (refusing when over
+  // max_blob), frees its memory and hands over its socket. `any_moment` false: only an idle()
+  // one (what the parking timer wants); true: any connection between two requests that is not
+  // about to close (a graceful restart hands every one over, busy or not).
   [[nodiscard]] DetachResult detach_connection(std::uint64_t client_id, PubSubSink* stand_in = nullptr,
-                                               std::size_t max_blob = SIZE_MAX);
+                                               std::size_t max_blob = SIZE_MAX, bool any_moment = false);
   // Serves `fd` again with the session in `blob`; subscriptions held by `stand_in` (if any) move
   // back to the connection, the others are subscribed afresh. A bad blob or a failure gives the fd
   // back (and changes nothing).
@@ -132,6 +135,7 @@ class Server {
 
  private:
   static void on_sweep(uv_timer_t* timer) noexcept;
+  void close_timed_out() noexcept;
   static void on_check(uv_check_t* check) noexcept;
   static void on_drain_timeout(uv_timer_t* timer) noexcept;
   static void on_handle_closed(uv_handle_t* handle) noexcept;

@@ -4,6 +4,8 @@
 
 #include <cstdint>
 
+#include "heavy/client_limits.hpp"
+
 namespace heavy {
 
 // Filled in by the parking integration; zeros until then, but INFO already shows them so the
@@ -20,6 +22,8 @@ struct ServerStats {
   std::uint64_t commands_processed = 0;
   std::uint64_t rejected_connections = 0;  // refused at accept (out of fds or memory)
   std::uint64_t protocol_errors = 0;
+  std::uint64_t timed_out_clients = 0;         // closed by --timeout while served here
+  std::uint64_t client_limit_closes = 0;       // closed for the query or output buffer limit
   std::uint64_t active_connections = 0;    // gauge: connections served by this process now
   std::uint64_t subscriber_connections = 0;
   ParkingStats parking;
@@ -30,6 +34,7 @@ struct ServerIdentity {
   std::uint16_t tcp_port = 0;
   std::int64_t started_unix_ms = 0;
   std::uint64_t session_bytes = 0;
+  ClientLimits client_limits;  // as configured (CONFIG GET shows them)
 };
 
 }  // namespace heavy
