@@ -14,7 +14,7 @@ cd "$(dirname "$0")"
 BUILD_PACKAGES="g++ make cmake pkg-config libuv1-dev libspdlog-dev libfmt-dev libcli11-dev catch2 libhttp-parser-dev help2man"
 # For the operator-facing tests: promtool (in prometheus) checks the /metrics exposition, curl fetches it.
 OPS_TEST_PACKAGES="prometheus curl"
-TEST_PACKAGES="redis-tools redis-server nutcracker gnuplot-nox procps"
+TEST_PACKAGES="redis-tools redis-server nutcracker gnuplot-nox procps python3-redis"
 BENCH_PACKAGES="redis-server redis-tools nutcracker gnuplot-nox procps"
 FUZZ_PACKAGES="clang-14 libclang-rt-14-dev"
 FUZZ_TARGETS="fuzz_protocol_decode fuzz_frame_reader fuzz_client_incoming"
