@@ -54,7 +54,8 @@ install(DIRECTORY include/parker DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} FILES_M
 install(FILES ${PROJECT_BINARY_DIR}/generated/include/parker/version.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/parker)
 
 # pkg-config: parker (the C and C++ client) and parker-uv. Libs.private lists what a static
-# link needs (libparker.a is C++: a C program linking it statically needs libstdc++).
+# link needs (libparker.a is C++ and uses fmt: a C program linking it statically needs
+# libstdc++ and libfmt); fmt is not a Requires, so a program linking the .so needs no fmt.pc.
 file(RELATIVE_PATH parker_pc_to_prefix /prefix/${CMAKE_INSTALL_LIBDIR}/pkgconfig /prefix)
 foreach(pc parker parker-uv)
   configure_file(packaging/${pc}.pc.in ${PROJECT_BINARY_DIR}/${pc}.pc @ONLY)
