@@ -17,7 +17,7 @@ OPS_TEST_PACKAGES="prometheus curl"
 TEST_PACKAGES="redis-tools redis-server nutcracker gnuplot-nox procps python3-redis"
 BENCH_PACKAGES="redis-server redis-tools nutcracker gnuplot-nox procps"
 FUZZ_PACKAGES="clang-14 libclang-rt-14-dev"
-FUZZ_TARGETS="fuzz_protocol_decode fuzz_frame_reader fuzz_client_incoming"
+FUZZ_TARGETS="fuzz_protocol_decode fuzz_frame_reader fuzz_client_incoming fuzz_heavy_resp_session"
 
 build_dir=build
 cmake_flags=()

@@ -190,5 +190,24 @@ int main(int argc, char** argv) {
   }
   write_file(client_dir / "session", session);
 
+  // fuzz_heavy_resp_session, parser side (control byte 0x00: whole input; 0x0e: pieces of 8):
+  // the requests real clients send. Its blob seeds, which need heavy_server's encoder, are
+  // kept in tests/fuzz/corpus/fuzz_heavy_resp_session/.
+  const fs::path heavy_dir = root / "fuzz_heavy_resp_session";
+  fs::create_directories(heavy_dir);
+  const std::pair<const char*, std::string_view> requests[] = {
+      {"multibulk", "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nhello\r\n*1\r\n$4\r\nPING\r\n"},
+      {"inline", "PING\r\nSET k \"a b\\x41\" 'c\\'d'\r\n\r\n"},
+      {"partial", "*2\r\n$3\r\nGET\r\n$3\r\nke"},
+      {"pipeline", "*2\r\n$10\r\nPSUBSCRIBE\r\n$3\r\nne*\r\n*1\r\n$5\r\nRESET\r\n*0\r\n*-1\r\n"},
+  };
+  for (const auto& [name, text] : requests) {
+    for (const std::uint8_t control : {std::uint8_t{0x00}, std::uint8_t{0x0e}}) {
+      Bytes seed{static_cast<std::byte>(control)};
+      for (char c : text) seed.push_back(static_cast<std::byte>(c));
+      write_file(heavy_dir / (std::string("resp-") + name + (control == 0 ? "" : "-pieces")), seed);
+    }
+  }
+
   return every_type_seeded ? 0 : 1;
 }
