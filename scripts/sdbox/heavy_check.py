@@ -1,0 +1,41 @@
+#!/usr/bin/env python3
+# Inside the systemd box: one real TCP client of heavy_server.service (RESP by hand: the box
+# has no redis-cli) — named, left idle until parker holds it, woken by its next command, then
+# kept across `systemctl restart heavy_server`. Exit 0 when all of that held.
+import socket, subprocess, sys, time
+
+def stats():
+    out = subprocess.run(["parkerctl", "--socket", "/run/parker/parker.sock", "stats"],
+                         capture_output=True, text=True).stdout
+    return {l.split()[0]: l.split()[1] for l in out.splitlines() if l and not l.startswith("#")}
+
+def ask(s, *words):
+    s.sendall(("*%d\r\n" % len(words) + "".join("$%d\r\n%s\r\n" % (len(w), w) for w in words)).encode())
+    return s.recv(4096).decode().strip()
+
+def wait_for(what, cond, seconds=10):
+    end = time.time() + seconds
+    while time.time() < end:
+        if cond():
+            print("   ok:", what); return True
+        time.sleep(0.1)
+    print("   FAILED:", what); return False
+
+end = time.time() + 10
+while True:
+    try:
+        s = socket.create_connection(("127.0.0.1", 6380), timeout=5); break
+    except OSError:
+        if time.time() > end: print("   FAILED: heavy_server not listening"); sys.exit(1)
+        time.sleep(0.1)
+ok = ask(s, "CLIENT", "SETNAME", "alice") == "+OK"
+ok &= wait_for("idle client parked with parker", lambda: stats().get("parker_parked_connections") == "1")
+ok &= ask(s, "CLIENT", "GETNAME") == "$5\r\nalice"
+print("   woken, session restored:", ok)
+subprocess.run(["systemctl", "restart", "heavy_server"], check=True)
+ok &= wait_for("new heavy_server up", lambda: subprocess.run(["systemctl", "is-active", "heavy_server"],
+               capture_output=True, text=True).stdout.strip() == "active")
+reply = ask(s, "CLIENT", "GETNAME")
+print("   after restart, same connection:", repr(reply))
+ok &= reply == "$5\r\nalice"
+sys.exit(0 if ok else 1)
