@@ -23,6 +23,8 @@ const std::vector<Scenario>& all_scenarios() {
        run_server_speed},
       {"ack_cost", "protocol 1.1: what acks cost, park/wake and wake latency with 1.0 vs 1.1 sessions",
        run_ack_cost},
+      {"restart", "heavy_server graceful restart with N connections, 10% busy: time to restart, clients dropped",
+       run_restart},
   };
   return table;
 }
