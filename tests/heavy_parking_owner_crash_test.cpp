@@ -40,7 +40,7 @@ const std::string kReadable = R"(parker_wakes_total{reason="readable"})";
 
 std::string name_of(int i) { return "c" + std::to_string(i); }
 int db_of(int i) { return i % kDatabases; }
-std::string value_of(int db) { return "v" + std::to_string(db); }
+std::string value_of(int db) { return db_marker(db); }
 
 long long ms_since(Clock::time_point start) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
@@ -58,18 +58,7 @@ TEST_CASE("the owner dies holding 2,000 wakes: a new heavy_server answers every 
   // One key per db, so that a client's GET tells which db its session is in. The keyspace dies
   // with a killed process: both start from a snapshot made first.
   const std::string snapshot = dir.file("keys.snapshot");
-  {
-    HeavyServerProcess seed({"--parker", "", "--snapshot", snapshot});
-    RespClient setup(seed.port());
-    for (int db = 0; db < kDatabases; ++db) {
-      REQUIRE(setup.call({"SELECT", std::to_string(db)}) == "+OK\r\n");
-      REQUIRE(setup.call({"SET", "k", value_of(db)}) == "+OK\r\n");
-    }
-    seed.process().signal(SIGTERM);
-    const auto status = seed.process().wait(20s);
-    REQUIRE(status.has_value());
-    REQUIRE(parker::test::exit_code(*status) == 0);
-  }
+  write_db_marker_snapshot(snapshot);
   const std::vector<std::string> extra = {"--session-bytes", "32K", "--snapshot", snapshot};
   auto first = start_parking_server(socket, 200, extra);
   const std::uint16_t port = first->port();

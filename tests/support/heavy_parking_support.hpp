@@ -157,6 +157,25 @@ inline std::size_t rss_bytes(pid_t pid) {
   return 0;
 }
 
+// The value "k" holds in database `db` of a snapshot from write_db_marker_snapshot.
+inline std::string db_marker(int db) { return "v" + std::to_string(db); }
+
+// Writes a keyspace snapshot at `path` with key "k" = db_marker(db) in each of the 16
+// databases (through a heavy_server without parking), so that a client's GET k tells which
+// db its session is in — in a process that starts from that snapshot.
+inline void write_db_marker_snapshot(const std::string& path) {
+  HeavyServerProcess seed({"--parker", "", "--snapshot", path});
+  RespClient setup(seed.port());
+  for (int db = 0; db < 16; ++db) {
+    if (setup.call({"SELECT", std::to_string(db)}) != "+OK\r\n" || setup.call({"SET", "k", db_marker(db)}) != "+OK\r\n") {
+      throw std::runtime_error("cannot write the db marker snapshot");
+    }
+  }
+  seed.process().signal(SIGTERM);
+  const auto status = seed.process().wait(20s);
+  if (!status || parker::test::exit_code(*status) != 0) throw std::runtime_error("the snapshot writer did not exit 0");
+}
+
 // How many times `needle` occurs in `text`.
 inline std::size_t count_of(const std::string& text, const std::string& needle) {
   std::size_t n = 0;
