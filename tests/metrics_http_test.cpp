@@ -18,6 +18,7 @@
 #include "support/client_recorder.hpp"
 #include "support/client_uv_loop.hpp"
 #include "support/process.hpp"
+#include "support/receive_each.hpp"
 
 using namespace parker;
 using namespace parker::test;
@@ -47,16 +48,11 @@ UniqueFd connect_tcp(int port) {
 // Everything the server sends until it closes (bounded by `timeout`).
 std::string read_until_closed(int fd, std::chrono::milliseconds timeout = 10s) {
   std::string all;
-  auto give_up = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < give_up) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, 100) <= 0) continue;
-    char buffer[4096];
-    ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
-    if (n <= 0) return all;
-    all.append(buffer, static_cast<std::size_t>(n));
-  }
-  return all + "<timeout>";
+  auto end = receive_each(fd, timeout, [&](std::string_view chunk) {
+    all += chunk;
+    return true;
+  });
+  return end == ReceiveEnd::closed ? all : all + "<timeout>";
 }
 
 std::string curl(int port, const std::string& args) {

@@ -20,6 +20,7 @@
 #include "parker/version.h"
 #include "support/client_daemon.hpp"
 #include "support/process.hpp"
+#include "support/receive_each.hpp"
 
 using namespace parker;
 using namespace parker::test;
@@ -42,17 +43,10 @@ UniqueFd bind_notify_socket(const std::string& path) {
 // Reads datagrams until one contains `needle` (true) or `timeout` passes; all are kept.
 bool receive_until(int fd, const std::string& needle, std::vector<std::string>& seen,
                    std::chrono::milliseconds timeout = 10s) {
-  auto give_up = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < give_up) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, 100) <= 0) continue;
-    char buffer[4096];
-    ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
-    if (n <= 0) continue;
-    seen.emplace_back(buffer, static_cast<std::size_t>(n));
-    if (seen.back().find(needle) != std::string::npos) return true;
-  }
-  return false;
+  return receive_each(fd, timeout, [&](std::string_view datagram) {
+           seen.emplace_back(datagram);
+           return seen.back().find(needle) == std::string::npos;
+         }) == ReceiveEnd::stopped;
 }
 
 std::string quoted(const std::string& s) { return "'" + s + "'"; }
