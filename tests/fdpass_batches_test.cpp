@@ -123,7 +123,7 @@ TEST_CASE("SendQueue delivers every message and fd once across short writes",
     for (std::size_t m = 0; m < kMessages; ++m) {
       batches.emplace_back(m + 1);
       queue.push({std::vector<std::byte>(as_bytes(payload).begin(), as_bytes(payload).end()),
-                  std::move(batches[m].to_send)});
+                  std::move(batches[m].to_send), {}});
     }
     REQUIRE(queue.queued_bytes() == kMessages * payload.size());
 

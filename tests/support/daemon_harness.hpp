@@ -153,12 +153,27 @@ class RawOwner {
   }
   // A connection parker already closed is not an error here (EPIPE/ECONNRESET): what
   // parker said before closing is still there to read.
+  // On a non-blocking socket that is full (parker paused reading us), what parker sends is
+  // read meanwhile, for up to 10 s: it may be waiting for us to take its REJECTED frames.
   void send_bytes(std::span<const std::byte> bytes, std::span<const int> fds = {}) {
-    Error e = send_all_with_fds(fd_.get(), bytes, fds);
-    if (e.is(EPIPE) || e.is(ECONNRESET)) {
-      inbox_.send_failed = true;
-    } else if (e.failed()) {
-      throw std::runtime_error("send to parker: " + describe(e));
+    std::size_t done = 0;
+    const auto until = std::chrono::steady_clock::now() + 10s;
+    for (;;) {
+      std::size_t n = 0;
+      Error e = send_all_with_fds(fd_.get(), bytes.subspan(done), done == 0 ? fds : std::span<const int>{}, &n);
+      done += n;
+      if (e.is(EAGAIN) && std::chrono::steady_clock::now() < until) {
+        pollfd p{fd_.get(), POLLOUT, 0};
+        (void)::poll(&p, 1, 10);
+        poll_once(std::chrono::milliseconds(0));
+        continue;
+      }
+      if (e.is(EPIPE) || e.is(ECONNRESET)) {
+        inbox_.send_failed = true;
+      } else if (e.failed()) {
+        throw std::runtime_error("send to parker: " + describe(e));
+      }
+      return;
     }
   }
 
