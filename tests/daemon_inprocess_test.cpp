@@ -6,6 +6,7 @@
 #include <uv.h>
 
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <memory>
 
 #include "daemon.hpp"
@@ -184,4 +185,38 @@ TEST_CASE("in-process: an ACK of more wakes than were sent is a fatal bad_frame"
   REQUIRE(parker.run_until([&] { return owner->inbox().eof; }, {owner.get()}));
   REQUIRE_FALSE(owner->inbox().errors.empty());
   CHECK(owner->inbox().errors.back().code == proto::ErrorCode::bad_frame);
+}
+
+TEST_CASE("in-process: one re-parked among several unacknowledged wakes: the rest are let go by the ACK",
+          "[daemon][inprocess]") {
+  InProcessParker parker;
+  TcpListener listener;
+  auto owner = parker.connect();
+  REQUIRE(parker.hello(*owner, "pool", 1));
+  std::vector<TcpPair> pairs;
+  for (int i = 0; i < 3; ++i) pairs.push_back(listener.pair());
+  owner->send(proto::Park{{{1, 0, 0, "a"}, {2, 0, 0, "b"}, {3, 0, 0, "c"}}},
+              std::vector<int>{pairs[0].server.get(), pairs[1].server.get(), pairs[2].server.get()});
+  for (auto& p : pairs) p.server.reset();
+  for (auto& p : pairs) write_text(p.client.get(), "w");
+  REQUIRE(parker.run_until([&] { return owner->inbox().wakes.size() == 3; }, {owner.get()}));
+  CHECK(parker.metric("parker_unacked_wakes") == 3);
+  const auto& second = *std::find_if(owner->inbox().wakes.begin(), owner->inbox().wakes.end(),
+                                     [](const auto& w) { return w.record.id == 2; });
+  CHECK(read_text(second.fd.get()) == "w");
+  owner->send(proto::Park{{{2, 0, 0, "b2"}}}, std::vector<int>{second.fd.get()});
+  REQUIRE(parker.run_until([&] { return owner->inbox().parked == 4; }, {owner.get()}));
+  CHECK(parker.metric("parker_unacked_wakes") == 2);
+  CHECK(parker.metric("parker_client_fds") == 3);  // two unacknowledged copies, one parked
+  owner->send(proto::Ack{3});
+  REQUIRE(parker.run_until([&] { return parker.metric("parker_unacked_wakes") == 0; }, {owner.get()}));
+  CHECK(parker.metric("parker_client_fds") == 1);
+  // Woken again: a fresh unacknowledged wake of the same id, released by its own ACK.
+  write_text(pairs[1].client.get(), "again");
+  REQUIRE(parker.run_until([&] { return owner->inbox().wakes.size() == 4; }, {owner.get()}));
+  CHECK(owner->inbox().wakes[3].record.id == 2);
+  CHECK(parker.metric("parker_unacked_wakes") == 1);
+  owner->send(proto::Ack{4});
+  REQUIRE(parker.run_until([&] { return parker.metric("parker_client_fds") == 0; }, {owner.get()}));
+  CHECK(parker.metric("parker_parked_connections") == 0);
 }

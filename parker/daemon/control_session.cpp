@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <utility>
 
-#include "daemon.hpp"
 #include "pool.hpp"
 
 namespace parker::daemon {
@@ -57,13 +56,13 @@ OutgoingFrame frame_of(const protocol::Message& message, std::vector<UniqueFd> f
 
 }  // namespace
 
-ControlSession::ControlSession(Daemon& daemon, UniqueFd fd, PeerCredentials peer, std::uint64_t id)
-    : daemon_(daemon), fd_(std::move(fd)), peer_(peer), id_(id), connected_at_(daemon.now()) {}
+ControlSession::ControlSession(CoreContext& core, UniqueFd fd, PeerCredentials peer, std::uint64_t id)
+    : core_(core), fd_(std::move(fd)), peer_(peer), id_(id), connected_at_(core.now()) {}
 
 ControlSession::~ControlSession() = default;
 
 Error ControlSession::start() {
-  if (int rc = uv_poll_init(daemon_.loop(), &poll_, fd_.get()); rc != 0) return Error{-rc};
+  if (int rc = uv_poll_init(core_.loop, &poll_, fd_.get()); rc != 0) return Error{-rc};
   poll_.data = this;
   started_ = true;
   update_poll();
@@ -85,7 +84,7 @@ void ControlSession::on_poll(uv_poll_t* handle, int status, int events) noexcept
 }
 
 void ControlSession::read_input() {
-  Capacity& capacity = daemon_.capacity();
+  Capacity& capacity = core_.capacity;
   auto sync_reader_fds = [&] {
     std::size_t now = reader_.queued_fds();
     capacity.reader_fds_changed(reader_fds_, now);
@@ -98,7 +97,7 @@ void ControlSession::read_input() {
       if (!paused_for_room_) {
         spdlog::debug("session {}: paused: {} descriptor slots free", id_, capacity.free_slots());
         paused_for_room_ = true;
-        daemon_.paused_for_room(*this);
+        core_.registry.paused_for_room(*this);
       }
       break;
     }
@@ -106,7 +105,7 @@ void ControlSession::read_input() {
     sync_reader_fds();
     if (e.is(EAGAIN)) break;
     if (e.is(kErrControlTruncated)) {
-      ++daemon_.counters().truncated_total;
+      ++core_.counters.truncated_total;
       spdlog::warn("session {} (pid {}): fds truncated in transit (MSG_CTRUNC) and lost by the kernel: fd limit {}, "
                    "{} client fds held, {} in readers, {} sessions, {} free slots",
                    id_, peer_.pid, capacity.fd_limit(), capacity.client_fds(), capacity.reader_fds(),
@@ -175,7 +174,7 @@ void ControlSession::on_message(protocol::Hello& m, std::vector<UniqueFd>& /*fds
     fail(ErrorCode::hello_required, "HELLO was already sent on this connection");
     return;
   }
-  if (daemon_.shutting_down()) {
+  if (core_.shutting_down()) {
     fail(ErrorCode::shutting_down, "parker is shutting down");
     return;
   }
@@ -188,8 +187,8 @@ void ControlSession::on_message(protocol::Hello& m, std::vector<UniqueFd>& /*fds
   out_.set_keep_woken(minor_ >= protocol::kMinorExactlyOnce);
   protocol::Welcome welcome;
   welcome.minor = minor_;
-  welcome.max_blob = daemon_.config().max_blob;
-  welcome.max_parked_per_owner = daemon_.config().max_parked_per_owner;
+  welcome.max_blob = core_.config.max_blob;
+  welcome.max_parked_per_owner = core_.config.max_parked_per_owner;
   welcome.session_id = id_;
   if (m.pool.empty()) {
     state_ = State::observer;
@@ -201,7 +200,7 @@ void ControlSession::on_message(protocol::Hello& m, std::vector<UniqueFd>& /*fds
     fail(ErrorCode::bad_pool_name, "pool names are 1-64 bytes of [A-Za-z0-9._-]");
     return;
   }
-  Pool* pool = daemon_.pool_for(m.pool, peer_.uid);
+  Pool* pool = core_.registry.pool_for(m.pool, peer_.uid);
   if (pool == nullptr) {
     spdlog::warn("refused uid {} (pid {}): pool '{}' belongs to another uid", peer_.uid, peer_.pid, m.pool);
     fail(ErrorCode::pool_taken, fmt::format("pool '{}' belongs to another uid", m.pool));
@@ -209,24 +208,24 @@ void ControlSession::on_message(protocol::Hello& m, std::vector<UniqueFd>& /*fds
   }
   state_ = State::owner;
   pool_ = pool;
-  daemon_.session_became_owner();
-  credit_ = daemon_.capacity().grant(daemon_.credit_window());
+  core_.registry.session_became_owner();
+  credit_ = core_.capacity.grant(core_.registry.credit_window());
   welcome.credit = credit_;
   welcome.parked_in_pool = static_cast<std::uint32_t>(pool->parked());
   send(welcome);
   spdlog::debug("session {}: owner of pool '{}' (uid {}, pid {}, protocol 1.{}), credit {}", id_, m.pool, peer_.uid,
                 peer_.pid, minor_, credit_);
   pool->attach(*this);  // held wakes and CLOSED records follow the WELCOME
-  if (credit_ < daemon_.credit_window()) daemon_.credit_changed();  // perhaps reclaim for it
+  if (credit_ < core_.registry.credit_window()) core_.registry.credit_changed();  // perhaps reclaim for it
 }
 
 void ControlSession::reject_all(protocol::Park& m, std::vector<UniqueFd>& fds, RejectReason reason) {
   protocol::Rejected rejected;
   for (auto& r : m.records) {
     rejected.records.push_back({r.id, reason, std::move(r.blob)});
-    daemon_.counters().count(reason);
+    core_.counters.count(reason);
   }
-  daemon_.capacity().fds_arrived(0, fds.size());
+  core_.capacity.fds_arrived(0, fds.size());
   send(rejected, std::move(fds));
 }
 
@@ -244,7 +243,7 @@ void ControlSession::on_message(protocol::Park& m, std::vector<UniqueFd>& fds) {
   std::size_t n = m.records.size();
   std::size_t credited = std::min<std::size_t>(credit_, n);
   credit_ -= static_cast<std::uint32_t>(credited);
-  daemon_.capacity().fds_arrived(credited, n - credited);
+  core_.capacity.fds_arrived(credited, n - credited);
 
   protocol::Rejected rejected;
   std::vector<UniqueFd> returned;
@@ -258,20 +257,20 @@ void ControlSession::on_message(protocol::Park& m, std::vector<UniqueFd>& fds) {
     } else {
       // The owner may park again a connection whose WAKE it has not acknowledged yet: it
       // holds it, so parker's old copy is no longer needed (and must not be handed out).
-      if (!unacked_ids_.empty()) release_unacked_id(m.records[i].id);
+      if (unacked_held_ != 0) release_unacked_id(m.records[i].id);
       reason = pool_->park(m.records[i], fds[i]);
     }
     if (reason) {
       rejected.records.push_back({m.records[i].id, *reason, std::move(m.records[i].blob)});
       returned.push_back(std::move(fds[i]));
-      daemon_.counters().count(*reason);
+      core_.counters.count(*reason);
     } else {
-      ++daemon_.counters().parks_total;
+      ++core_.counters.parks_total;
       if (minor_ >= protocol::kMinorExactlyOnce) provisional_.emplace_back(seq, m.records[i].id);
     }
   }
   if (!rejected.records.empty()) send(rejected, std::move(returned));
-  daemon_.credit_changed();
+  core_.registry.credit_changed();
 }
 
 // 1.1: one PARKED per batch of frames read, after their REJECTED frames.
@@ -281,7 +280,7 @@ void ControlSession::confirm_parks() {
   OutgoingFrame out = frame_of(protocol::Parked{parks_handled_});
   out.confirms_parks = parks_handled_;
   out_.push(std::move(out));
-  daemon_.mark_dirty(*this);
+  core_.registry.mark_dirty(*this);
 }
 
 void ControlSession::on_message(protocol::Recall& m, std::vector<UniqueFd>& /*fds*/) {
@@ -304,12 +303,12 @@ void ControlSession::on_message(protocol::Drop& m, std::vector<UniqueFd>& /*fds*
 
 void ControlSession::on_message(protocol::StatsRequest& /*m*/, std::vector<UniqueFd>& /*fds*/) {
   if (state_ == State::awaiting_hello) return fail(ErrorCode::hello_required, "the first message must be HELLO");
-  send(protocol::StatsReply{daemon_.stats_text()});
+  send(protocol::StatsReply{core_.registry.stats_text()});
 }
 
 void ControlSession::on_message(protocol::ListRequest& /*m*/, std::vector<UniqueFd>& /*fds*/) {
   if (state_ == State::awaiting_hello) return fail(ErrorCode::hello_required, "the first message must be HELLO");
-  send(protocol::ListReply{daemon_.list_text()});
+  send(protocol::ListReply{core_.registry.list_text()});
 }
 
 // ---- 1.1: acknowledgements, inventory, leaving, credit reclaim --------------------------
@@ -329,8 +328,10 @@ void ControlSession::release_acked(std::uint64_t upto) {
   while (!unacked_.empty() && first_unacked_seq_ <= upto) {
     Unacked& u = unacked_.front();
     if (!u.released) {
-      if (auto it = unacked_ids_.find(u.item.record.id); it != unacked_ids_.end() && it->second == first_unacked_seq_) {
-        unacked_ids_.erase(it);
+      if (unacked_indexed_) {
+        if (auto it = unacked_ids_.find(u.item.record.id); it != unacked_ids_.end() && it->second == first_unacked_seq_) {
+          unacked_ids_.erase(it);
+        }
       }
       if (u.item.fd) {
         u.item.fd.reset();
@@ -341,10 +342,31 @@ void ControlSession::release_acked(std::uint64_t upto) {
     unacked_.pop_front();
     ++first_unacked_seq_;
   }
-  if (released != 0) daemon_.fds_released(released);
+  if (unacked_held_ == 0) forget_unacked_index();
+  if (released != 0) core_.fds_released(released);
+}
+
+void ControlSession::forget_unacked_index() {
+  if (!unacked_indexed_) return;
+  unacked_indexed_ = false;
+  std::unordered_map<std::uint64_t, std::uint64_t>().swap(unacked_ids_);
+}
+
+// The index is built only when an owner parks again before acknowledging (the client
+// library acknowledges first), and kept only while wakes are unacknowledged: the common
+// path pays no hash-table insert and erase per wake.
+void ControlSession::index_unacked() {
+  if (unacked_indexed_) return;
+  unacked_indexed_ = true;
+  unacked_ids_.reserve(unacked_.size());
+  for (std::size_t i = 0; i < unacked_.size(); ++i) {
+    const Unacked& u = unacked_[i];
+    if (!u.released && u.item.fd) unacked_ids_[u.item.record.id] = first_unacked_seq_ + i;
+  }
 }
 
 void ControlSession::release_unacked_id(std::uint64_t id) {
+  index_unacked();
   auto it = unacked_ids_.find(id);
   if (it == unacked_ids_.end()) return;
   Unacked& u = unacked_[it->second - first_unacked_seq_];
@@ -353,8 +375,9 @@ void ControlSession::release_unacked_id(std::uint64_t id) {
   if (u.item.fd) {
     u.item.fd.reset();
     --unacked_held_;
-    daemon_.fds_released(1);
+    core_.fds_released(1);
   }
+  if (unacked_held_ == 0) forget_unacked_index();
 }
 
 void ControlSession::on_message(protocol::InventoryRequest& /*m*/, std::vector<UniqueFd>& /*fds*/) {
@@ -364,7 +387,7 @@ void ControlSession::on_message(protocol::InventoryRequest& /*m*/, std::vector<U
   inventory_ = pool_->parked_ids();
   inventory_next_ = 0;
   inventory_active_ = true;
-  daemon_.mark_dirty(*this);
+  core_.registry.mark_dirty(*this);
 }
 
 void ControlSession::encode_inventory() {
@@ -419,39 +442,39 @@ void ControlSession::on_message(protocol::CreditReturn& m, std::vector<UniqueFd>
   }
   std::uint32_t n = std::min(m.returned, credit_);
   credit_ -= n;
-  daemon_.capacity().return_credit(n);
-  daemon_.credit_changed();
+  core_.capacity.return_credit(n);
+  core_.registry.credit_changed();
 }
 
 // ---- output --------------------------------------------------------------------------------
 
 void ControlSession::send(const protocol::Message& message, std::vector<UniqueFd> fds) {
   out_.push(frame_of(message, std::move(fds)));
-  daemon_.mark_dirty(*this);
+  core_.registry.mark_dirty(*this);
 }
 
 void ControlSession::send_error(ErrorCode code, bool fatal, std::uint64_t id, std::string text) {
-  daemon_.counters().count(code);
+  core_.counters.count(code);
   send(protocol::ErrorMessage{code, fatal, id, std::move(text)});
 }
 
 void ControlSession::queue_wake(WakeItem item) {
   pending_wakes_.push_back(std::move(item));
-  daemon_.mark_dirty(*this);
+  core_.registry.mark_dirty(*this);
 }
 
 void ControlSession::queue_closed(protocol::CloseRecord record) {
   pending_closed_.push_back(record);
-  daemon_.mark_dirty(*this);
+  core_.registry.mark_dirty(*this);
 }
 
 void ControlSession::top_up_credit() {
   if (state_ != State::owner || finishing_ || leaving_) return;
-  std::uint32_t window = daemon_.credit_window();
+  std::uint32_t window = core_.registry.credit_window();
   if (credit_ >= window) return;
   std::uint32_t deficit = window - credit_;
   if (credit_ != 0 && deficit < kMinCreditGrant) return;
-  std::uint32_t granted = daemon_.capacity().grant(deficit);
+  std::uint32_t granted = core_.capacity.grant(deficit);
   if (granted == 0) return;
   credit_ += granted;
   send(protocol::Credit{granted});
@@ -490,12 +513,12 @@ void ControlSession::encode_pending() {
 }
 
 void ControlSession::take_flush_result(OutputQueue::FlushResult& result) {
-  if (result.fds_released != 0) daemon_.fds_released(result.fds_released);
+  if (result.fds_released != 0) core_.fds_released(result.fds_released);
   const std::uint64_t now_ns = result.written_wakes.empty() ? 0 : uv_hrtime();
   for (WakeItem& item : result.written_wakes) {
-    if (item.woken_ns != 0) daemon_.counters().wake_delivery.observe(static_cast<double>(now_ns - item.woken_ns) / 1e9);
+    if (item.woken_ns != 0) core_.counters.wake_delivery.observe(static_cast<double>(now_ns - item.woken_ns) / 1e9);
     std::uint64_t seq = first_unacked_seq_ + unacked_.size();
-    unacked_ids_[item.record.id] = seq;
+    if (unacked_indexed_) unacked_ids_[item.record.id] = seq;
     unacked_.push_back(Unacked{std::move(item), false});
     ++unacked_held_;
   }
@@ -556,13 +579,13 @@ void ControlSession::update_poll() {
 void ControlSession::finish() {
   if (closed() || finishing_) return;
   finishing_ = true;
-  daemon_.mark_dirty(*this);
+  core_.registry.mark_dirty(*this);
 }
 
 void ControlSession::fail(ErrorCode code, std::string text) {
   if (closed()) return;
   if (code == ErrorCode::not_allowed || code == ErrorCode::pool_taken) {
-    ++daemon_.counters().refused_peers_total;
+    ++core_.counters.refused_peers_total;
   } else {
     spdlog::debug("session {}: closing: {}: {}", id_, protocol::to_string(code), text);
   }
@@ -595,13 +618,13 @@ void ControlSession::leave_pool(Ending ending) {
     }
   }
   unacked_.clear();
-  unacked_ids_.clear();
   unacked_held_ = 0;
+  forget_unacked_index();
   if (ending == Ending::by_parker) {
     for (const auto& [seq, id] : provisional_) released += pool->let_go_unconfirmed(id) ? 1 : 0;
   }
   provisional_.clear();
-  if (released != 0) daemon_.fds_released(released);
+  if (released != 0) core_.fds_released(released);
   return_unsent(*pool, minor_ >= protocol::kMinorExactlyOnce);
 }
 
@@ -620,9 +643,9 @@ void ControlSession::return_unsent(Pool& pool, bool include_started) {
 
 void ControlSession::give_back_credit() {
   if (credit_ == 0) return;
-  daemon_.capacity().return_credit(credit_);
+  core_.capacity.return_credit(credit_);
   credit_ = 0;
-  daemon_.credit_changed();
+  core_.registry.credit_changed();
 }
 
 void ControlSession::close(Ending ending) {
@@ -633,14 +656,14 @@ void ControlSession::close(Ending ending) {
   give_back_credit();
   // What is still queued (refused fds of a peer that went away) is closed.
   if (std::size_t dropped = out_.clear(); dropped != 0) {
-    daemon_.fds_released(dropped);
-    for (std::size_t i = 0; i < dropped; ++i) daemon_.counters().count(protocol::CloseReason::owner_gone);
+    core_.fds_released(dropped);
+    for (std::size_t i = 0; i < dropped; ++i) core_.counters.count(protocol::CloseReason::owner_gone);
   }
   // Fds of a frame that will never complete.
   reader_ = protocol::FrameReader{};
-  daemon_.capacity().reader_fds_changed(reader_fds_, 0);
+  core_.capacity.reader_fds_changed(reader_fds_, 0);
   reader_fds_ = 0;
-  daemon_.session_closing(*this, was_owner);
+  core_.registry.session_closing(*this, was_owner);
   spdlog::debug("session {}: closed", id_);
   if (started_) {
     uv_close(reinterpret_cast<uv_handle_t*>(&poll_), on_closed);  // stops the poll first

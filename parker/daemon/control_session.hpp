@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "core_context.hpp"
 #include "output_queue.hpp"
 #include "parker/frame_reader.hpp"
 #include "parker/peer_credentials.hpp"
@@ -31,12 +32,11 @@
 
 namespace parker::daemon {
 
-class Daemon;
 class Pool;
 
 class ControlSession {
  public:
-  ControlSession(Daemon& daemon, UniqueFd fd, PeerCredentials peer, std::uint64_t id);
+  ControlSession(CoreContext& core, UniqueFd fd, PeerCredentials peer, std::uint64_t id);
   ~ControlSession();
   ControlSession(const ControlSession&) = delete;
   ControlSession& operator=(const ControlSession&) = delete;
@@ -122,13 +122,15 @@ class ControlSession {
   void take_flush_result(OutputQueue::FlushResult& result);
   void release_acked(std::uint64_t upto);
   void release_unacked_id(std::uint64_t id);
+  void index_unacked();
+  void forget_unacked_index();
   void leave_pool(Ending ending);
   void return_unsent(Pool& pool, bool include_started);
   void give_back_credit();
   void update_poll();
   [[nodiscard]] bool input_paused() const noexcept;
 
-  Daemon& daemon_;
+  CoreContext& core_;
   uv_poll_t poll_{};
   UniqueFd fd_;
   PeerCredentials peer_;
@@ -150,7 +152,8 @@ class ControlSession {
   // written; unacked_ holds those written whole and not yet acknowledged, oldest first.
   std::deque<Unacked> unacked_;
   std::uint64_t first_unacked_seq_ = 1;  // seq of unacked_.front()
-  std::unordered_map<std::uint64_t, std::uint64_t> unacked_ids_;  // id -> seq
+  std::unordered_map<std::uint64_t, std::uint64_t> unacked_ids_;  // id -> seq, when indexed
+  bool unacked_indexed_ = false;  // see index_unacked()
   std::size_t unacked_held_ = 0;  // entries of unacked_ whose fd parker still holds
 
   // 1.1: confirmed parks. Park records of this session are numbered in arrival order.

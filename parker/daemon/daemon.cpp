@@ -38,9 +38,9 @@ Daemon::Daemon(uv_loop_t* loop, Config config, std::size_t fd_limit, std::functi
     : loop_(loop),
       config_(std::move(config)),
       capacity_(fd_limit),
-      max_parked_(capacity_.budget()),
       reopen_log_(std::move(reopen_log)) {
-  if (config_.max_parked != 0) max_parked_ = std::min<std::size_t>(config_.max_parked, max_parked_);
+  totals_.max_parked = capacity_.budget();
+  if (config_.max_parked != 0) totals_.max_parked = std::min<std::size_t>(config_.max_parked, totals_.max_parked);
 }
 
 Daemon::~Daemon() = default;
@@ -88,7 +88,7 @@ Error Daemon::start() {
   handles_open_ = true;
   spdlog::info("listening on {}{}", path, adopted ? " (socket from systemd)" : "");
   spdlog::info("fd limit {}: room for {} parked connections (max parked {}), max blob {} bytes, owner grace {} ms",
-               capacity_.fd_limit(), capacity_.budget(), max_parked_, config_.max_blob,
+               capacity_.fd_limit(), capacity_.budget(), totals_.max_parked, config_.max_blob,
                config_.owner_grace.count());
   return {};
 }
@@ -99,14 +99,14 @@ int Daemon::run() {
 }
 
 void Daemon::request_shutdown() {
-  if (stopping_) {
+  if (totals_.stopping) {
     spdlog::info("second stop request: closing everything now");
     stop_now();
     return;
   }
-  stopping_ = true;
+  totals_.stopping = true;
   if (on_stopping_) on_stopping_();
-  spdlog::info("shutting down: handing {} parked connections back to their owners", parked_total_);
+  spdlog::info("shutting down: handing {} parked connections back to their owners", totals_.parked);
   listener_.stop();
   for (auto& [name, pool] : pools_) pool->shutdown();
   for (ControlSession* s : std::vector<ControlSession*>(sessions_.begin(), sessions_.end())) s->finish();
@@ -115,13 +115,13 @@ void Daemon::request_shutdown() {
 }
 
 void Daemon::maybe_finish_shutdown() {
-  if (stopping_ && !stopped_ && sessions_.empty()) stop_now();
+  if (totals_.stopping && !stopped_ && sessions_.empty()) stop_now();
 }
 
 void Daemon::stop_now() {
   if (stopped_) return;
   stopped_ = true;
-  stopping_ = true;
+  totals_.stopping = true;
   listener_.stop();
   // Sessions still writing after the flush time: what they could not send is closed.
   for (ControlSession* s : std::vector<ControlSession*>(sessions_.begin(), sessions_.end())) s->close();
@@ -196,8 +196,7 @@ void Daemon::drop_silent_peers() {
   }
 }
 
-void Daemon::held_added() noexcept {
-  ++held_total_;
+void Daemon::held_added() {
   // Every new hold expires after all earlier ones: only an idle timer needs arming.
   if (handles_open_ && !uv_is_active(as_handle(&grace_timer_))) {
     uv_timer_start(&grace_timer_, on_grace_timer, static_cast<std::uint64_t>(config_.owner_grace.count()), 0);
@@ -259,7 +258,7 @@ void Daemon::new_session(UniqueFd fd) {
     }
   }
   auto creds = peer_credentials(fd.get());
-  auto* session = new ControlSession(*this, std::move(fd), creds.value, next_session_id_++);
+  auto* session = new ControlSession(core_, std::move(fd), creds.value, next_session_id_++);
   if (Error e = session->start(); e.failed()) {
     spdlog::error("cannot watch a new session: {}", describe(e));
     delete session;
@@ -314,27 +313,12 @@ void Daemon::give_back_memory_after_churn() {
 
 Pool* Daemon::pool_for(const std::string& name, uid_t uid) {
   auto it = pools_.find(name);
-  if (it == pools_.end()) it = pools_.emplace(name, std::make_unique<Pool>(*this, name, uid)).first;
+  if (it == pools_.end()) it = pools_.emplace(name, std::make_unique<Pool>(core_, name, uid)).first;
   if (it->second->owner_uid() != uid) return nullptr;
   return it->second.get();
 }
 
 void Daemon::pool_may_be_idle(Pool& pool) { idle_candidates_.push_back(pool.name()); }
-
-void Daemon::parked_added(std::size_t blob_bytes) noexcept {
-  ++parked_total_;
-  blob_bytes_total_ += blob_bytes;
-}
-
-void Daemon::parked_removed(std::size_t blob_bytes) noexcept {
-  --parked_total_;
-  blob_bytes_total_ -= blob_bytes;
-}
-
-void Daemon::fds_released(std::size_t n) noexcept {
-  capacity_.fds_released(n);
-  credit_dirty_ = true;
-}
 
 void Daemon::paused_for_room(ControlSession& session) {
   ++counters_.paused_for_room_total;
@@ -353,7 +337,7 @@ void Daemon::resume_paused_sessions() {
   }
 }
 
-std::uint32_t Daemon::credit_window() const noexcept {
+std::uint32_t Daemon::credit_window() const {
   std::size_t share = capacity_.budget() / std::max<std::size_t>(owner_sessions_, 1);
   return static_cast<std::uint32_t>(std::clamp<std::size_t>(share, kMinCreditWindow, kMaxCreditWindow));
 }
@@ -412,9 +396,9 @@ void Daemon::distribute_credit() {
 
 std::string Daemon::stats_text() const {
   Gauges g;
-  g.parked = parked_total_;
-  g.held_wakes = held_total_;
-  g.blob_bytes = blob_bytes_total_;
+  g.parked = totals_.parked;
+  g.held_wakes = totals_.held;
+  g.blob_bytes = totals_.blob_bytes;
   g.owner_sessions = owner_sessions_;
   for (ControlSession* s : sessions_) g.observer_sessions += s->is_observer() ? 1 : 0;
   g.pools = pools_.size();

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "capacity.hpp"
+#include "core_context.hpp"
 #include "deadline_timer.hpp"
 #include "options.hpp"
 #include "parked_socket.hpp"
@@ -39,7 +40,8 @@ namespace parker::daemon {
 class ControlSession;
 class Pool;
 
-class Daemon {
+// Pools and sessions see it only as a CoreRegistry, through core_ (core_context.hpp).
+class Daemon final : private CoreRegistry {
  public:
   // `reopen_log` is called on SIGHUP (may be empty).
   Daemon(uv_loop_t* loop, Config config, std::size_t fd_limit, std::function<void()> reopen_log = {});
@@ -60,42 +62,13 @@ class Daemon {
   // What SIGTERM/SIGINT do: hand everything back, flush, stop. A second call stops at once.
   void request_shutdown();
 
-  // ---- for pools and sessions --------------------------------------------------------
-  [[nodiscard]] uv_loop_t* loop() const noexcept { return loop_; }
-  [[nodiscard]] const Config& config() const noexcept { return config_; }
-  [[nodiscard]] Capacity& capacity() noexcept { return capacity_; }
-  [[nodiscard]] Counters& counters() noexcept { return counters_; }
-  [[nodiscard]] SocketWatcher& watcher() noexcept { return watcher_; }
-  [[nodiscard]] std::uint64_t now() const noexcept { return uv_now(loop_); }
-  [[nodiscard]] bool shutting_down() const noexcept { return stopping_; }
-  [[nodiscard]] std::size_t max_parked() const noexcept { return max_parked_; }
-  [[nodiscard]] std::size_t parked_total() const noexcept { return parked_total_; }
-  [[nodiscard]] std::uint32_t credit_window() const noexcept;
-
-  // The pool named `name` for a peer of `uid`, created on first use; null if another uid owns it.
-  [[nodiscard]] Pool* pool_for(const std::string& name, uid_t uid);
-  void pool_may_be_idle(Pool& pool);
-
-  [[nodiscard]] DeadlineTimer& deadlines() noexcept { return deadlines_; }
-  void parked_added(std::size_t blob_bytes) noexcept;
-  void parked_removed(std::size_t blob_bytes) noexcept;
-  void held_added() noexcept;
-  void held_removed(std::size_t n) noexcept { held_total_ -= n; }
-
-  // Fds left parker (sent or closed): capacity may grant credit again.
-  void fds_released(std::size_t n) noexcept;
-  void credit_changed() noexcept { credit_dirty_ = true; }
-  void mark_dirty(ControlSession& session);
-  void session_became_owner() noexcept { ++owner_sessions_; }
-  // Its input stopped because parker lacks room for a frame's fds: resumed when room returns.
-  void paused_for_room(ControlSession& session);
   // Test seam (and the listener's path): a connected peer becomes a session.
   void adopt_peer(UniqueFd fd) { new_session(std::move(fd)); }
-  // A session is closing: it leaves every list (memory freed by its close callback).
-  void session_closing(ControlSession& session, bool was_owner);
-
-  [[nodiscard]] std::string stats_text() const;
-  [[nodiscard]] std::string list_text() const;
+  // For status lines (sd_notify STATUS=).
+  [[nodiscard]] const Counters& counters() const noexcept { return counters_; }
+  [[nodiscard]] std::size_t parked_total() const noexcept { return totals_.parked; }
+  [[nodiscard]] std::string stats_text() const override;
+  [[nodiscard]] std::string list_text() const override;
 
  private:
   static void on_socket_ready(void* context, ParkedSocket& socket, bool error) noexcept;
@@ -105,6 +78,17 @@ class Daemon {
   static void on_hello_timer(uv_timer_t* handle) noexcept;
   static void on_flush(uv_check_t* handle) noexcept;
   static void on_prepare(uv_prepare_t* handle) noexcept;
+
+  // CoreRegistry
+  [[nodiscard]] Pool* pool_for(const std::string& name, uid_t uid) override;
+  void pool_may_be_idle(Pool& pool) override;
+  void held_added() override;
+  void mark_dirty(ControlSession& session) override;
+  void paused_for_room(ControlSession& session) override;
+  void session_became_owner() override { ++owner_sessions_; }
+  void session_closing(ControlSession& session, bool was_owner) override;
+  void credit_changed() override { credit_dirty_ = true; }
+  [[nodiscard]] std::uint32_t credit_window() const override;
 
   void new_session(UniqueFd fd);
   [[nodiscard]] bool peer_allowed(uid_t uid, gid_t gid) const;
@@ -121,7 +105,6 @@ class Daemon {
   uv_loop_t* loop_;
   Config config_;
   Capacity capacity_;
-  std::size_t max_parked_;
   std::function<void()> reopen_log_;
   std::function<void()> on_stopping_;
   UniqueFd adopted_listener_;
@@ -134,7 +117,6 @@ class Daemon {
   uv_check_t flush_check_{};
   uv_prepare_t flush_prepare_{};
   bool handles_open_ = false;
-  bool stopping_ = false;
   bool stopped_ = false;
 
   std::unordered_map<std::string, std::unique_ptr<Pool>> pools_;
@@ -150,9 +132,8 @@ class Daemon {
   DeadlineTimer deadlines_;
   bool credit_dirty_ = false;
 
-  std::size_t parked_total_ = 0;
-  std::size_t held_total_ = 0;
-  std::size_t blob_bytes_total_ = 0;
+  CoreTotals totals_;  // parked, held, blob bytes; `stopping` once shutdown began
+  CoreContext core_{loop_, config_, capacity_, counters_, watcher_, deadlines_, totals_, *this};
 };
 
 }  // namespace parker::daemon

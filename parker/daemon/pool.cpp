@@ -6,7 +6,6 @@
 #include <cstring>
 
 #include "control_session.hpp"
-#include "daemon.hpp"
 
 namespace parker::daemon {
 
@@ -14,8 +13,8 @@ using protocol::CloseReason;
 using protocol::RejectReason;
 using protocol::WakeReason;
 
-Pool::Pool(Daemon& daemon, std::string name, uid_t owner_uid)
-    : daemon_(daemon), name_(std::move(name)), owner_uid_(owner_uid) {}
+Pool::Pool(CoreContext& core, std::string name, uid_t owner_uid)
+    : core_(core), name_(std::move(name)), owner_uid_(owner_uid) {}
 
 Pool::~Pool() {
   // Only idle pools are destroyed: nothing parked or closing references this pool.
@@ -30,8 +29,8 @@ bool Pool::idle() const noexcept {
 // ---- parking ---------------------------------------------------------------------------
 
 std::optional<RejectReason> Pool::park(const protocol::ParkRecord& record, UniqueFd& fd) {
-  const Config& config = daemon_.config();
-  if (daemon_.shutting_down()) return RejectReason::shutting_down;
+  const Config& config = core_.config;
+  if (core_.shutting_down()) return RejectReason::shutting_down;
   if (record.blob.size() > config.max_blob) return RejectReason::blob_too_big;
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0 || !S_ISSOCK(st.st_mode)) return RejectReason::not_socket;
@@ -39,25 +38,26 @@ std::optional<RejectReason> Pool::park(const protocol::ParkRecord& record, Uniqu
   if (config.max_parked_per_owner != 0 && parked_.size() >= config.max_parked_per_owner) {
     return RejectReason::quota_owner;
   }
-  if (daemon_.parked_total() >= daemon_.max_parked()) return RejectReason::quota_total;
+  if (core_.totals.parked >= core_.totals.max_parked) return RejectReason::quota_total;
 
   auto it = parked_.emplace(record.id, this).first;
   ParkedSocket& s = mutable_element(*it);
   s.fd = std::move(fd);
-  if (daemon_.watcher().add(s).failed()) {
+  if (core_.watcher.add(s).failed()) {
     fd = std::move(s.fd);  // refused: still the caller's
     parked_.erase(it);
     return RejectReason::watch_failed;
   }
   s.flags = record.flags & protocol::kKnownParkFlags;
-  s.parked_at = daemon_.now();
+  s.parked_at = core_.now();
   s.set_blob(record.blob);
   blob_bytes_ += record.blob.size();
   if (record.deadline_ms != 0) {
-    s.deadline = daemon_.now() + record.deadline_ms;
-    daemon_.deadlines().schedule(s);
+    s.deadline = core_.now() + record.deadline_ms;
+    core_.deadlines.schedule(s);
   }
-  daemon_.parked_added(record.blob.size());
+  ++core_.totals.parked;
+  core_.totals.blob_bytes += record.blob.size();
   // A socket with data already waiting comes back at once: the watcher is level-triggered,
   // so its next wait reports it readable.
   return std::nullopt;
@@ -93,7 +93,7 @@ std::optional<protocol::InventoryRecord> Pool::inventory_record(std::uint64_t id
   r.state = protocol::InventoryState::parked;
   r.flags = static_cast<std::uint8_t>(it->flags);
   if (it->deadline != 0) {
-    std::uint64_t now = daemon_.now();
+    std::uint64_t now = core_.now();
     std::uint64_t left = it->deadline > now ? it->deadline - now : 1;
     r.deadline_left_ms = static_cast<std::uint32_t>(std::clamp<std::uint64_t>(left, 1, UINT32_MAX));
   }
@@ -130,7 +130,7 @@ void Pool::shutdown() {
   }
   if (!has_session) {
     for (auto& held : held_wakes_) close_held_wake(held, CloseReason::shutdown);
-    daemon_.held_removed(held_wakes_.size());
+    core_.totals.held -= held_wakes_.size();
     held_wakes_.clear();
     held_closed_.clear();
   }
@@ -176,28 +176,29 @@ void Pool::wake(ParkedSocket& s, WakeReason reason) {
   item.record.blob = s.blob_view();
   item.fd = retire(s);  // erases `s`
   item.woken_ns = uv_hrtime();
-  daemon_.counters().count(reason);
+  core_.counters.count(reason);
   deliver(std::move(item));
 }
 
 void Pool::close_socket(ParkedSocket& s, CloseReason reason) {
   UniqueFd fd = retire(s);  // erases `s`
   fd.reset();
-  daemon_.fds_released(1);
-  daemon_.counters().count(reason);
+  core_.fds_released(1);
+  core_.counters.count(reason);
 }
 
 UniqueFd Pool::retire(ParkedSocket& s) {
-  daemon_.deadlines().cancel(s);
+  core_.deadlines.cancel(s);
   // Out of the kernel's readiness set before the fd is closed or handed away: a
   // registration outlives our fd while the owner's copy of the same file stays open.
-  daemon_.watcher().remove(s);
+  core_.watcher.remove(s);
   UniqueFd fd = std::move(s.fd);
-  daemon_.counters().time_parked.observe(static_cast<double>(daemon_.now() - s.parked_at) / 1000.0);
+  core_.counters.time_parked.observe(static_cast<double>(core_.now() - s.parked_at) / 1000.0);
   blob_bytes_ -= s.blob_size();
-  daemon_.parked_removed(s.blob_size());
+  --core_.totals.parked;
+  core_.totals.blob_bytes -= s.blob_size();
   parked_.erase(parked_.find(s.id));
-  daemon_.pool_may_be_idle(*this);
+  core_.registry.pool_may_be_idle(*this);
   return fd;
 }
 
@@ -208,14 +209,14 @@ void Pool::attach(ControlSession& session) {
   std::size_t n = held_wakes_.size();
   for (auto& held : held_wakes_) session.queue_wake(std::move(held.item));
   held_wakes_.clear();
-  daemon_.held_removed(n);
+  core_.totals.held -= n;
   for (auto& held : held_closed_) session.queue_closed(held.record);
   held_closed_.clear();
 }
 
 void Pool::detach(ControlSession& session) {
   std::erase(sessions_, &session);
-  daemon_.pool_may_be_idle(*this);
+  core_.registry.pool_may_be_idle(*this);
 }
 
 ControlSession* Pool::least_loaded_session() {
@@ -236,42 +237,43 @@ void Pool::deliver(WakeItem item) {
     s->queue_wake(std::move(item));
     return;
   }
-  if (daemon_.shutting_down()) {
+  if (core_.shutting_down()) {
     item.fd.reset();
-    daemon_.fds_released(1);
-    daemon_.counters().count(CloseReason::shutdown);
+    core_.fds_released(1);
+    core_.counters.count(CloseReason::shutdown);
     return;
   }
-  held_wakes_.push_back({std::move(item), daemon_.now()});
-  daemon_.held_added();
+  held_wakes_.push_back({std::move(item), core_.now()});
+  ++core_.totals.held;
+  core_.registry.held_added();
 }
 
 void Pool::deliver(protocol::CloseRecord record) {
   if (ControlSession* s = least_loaded_session()) {
     s->queue_closed(record);
-  } else if (!daemon_.shutting_down()) {
-    held_closed_.push_back({record, daemon_.now()});
+  } else if (!core_.shutting_down()) {
+    held_closed_.push_back({record, core_.now()});
   }
 }
 
 void Pool::close_held_wake(HeldWake& held, CloseReason reason) {
   if (!held.item.fd) return;
   held.item.fd.reset();
-  daemon_.fds_released(1);
-  daemon_.counters().count(reason);
+  core_.fds_released(1);
+  core_.counters.count(reason);
 }
 
 std::uint64_t Pool::expire_held(std::uint64_t now) {
-  auto grace = static_cast<std::uint64_t>(daemon_.config().owner_grace.count());
+  auto grace = static_cast<std::uint64_t>(core_.config.owner_grace.count());
   std::size_t expired = 0;
   while (!held_wakes_.empty() && held_wakes_.front().since + grace <= now) {
     close_held_wake(held_wakes_.front(), CloseReason::owner_gone);
     held_wakes_.pop_front();
     ++expired;
   }
-  daemon_.held_removed(expired);
+  core_.totals.held -= expired;
   while (!held_closed_.empty() && held_closed_.front().since + grace <= now) held_closed_.pop_front();
-  if (expired != 0 || held_wakes_.empty()) daemon_.pool_may_be_idle(*this);
+  if (expired != 0 || held_wakes_.empty()) core_.registry.pool_may_be_idle(*this);
   std::uint64_t next = 0;
   if (!held_wakes_.empty()) next = held_wakes_.front().since + grace;
   if (!held_closed_.empty()) {

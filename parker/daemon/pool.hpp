@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "core_context.hpp"
 #include "parked_socket.hpp"
 #include "parker/protocol.hpp"
 #include "parker/unique_fd.hpp"
@@ -29,11 +30,10 @@
 namespace parker::daemon {
 
 class ControlSession;
-class Daemon;
 
 class Pool {
  public:
-  Pool(Daemon& daemon, std::string name, uid_t owner_uid);
+  Pool(CoreContext& core, std::string name, uid_t owner_uid);
   ~Pool();
   Pool(const Pool&) = delete;
   Pool& operator=(const Pool&) = delete;
@@ -74,17 +74,17 @@ class Pool {
   void deliver(protocol::CloseRecord record);
   // Closes held wakes older than the owner grace; returns the next expiry (0: none).
   std::uint64_t expire_held(std::uint64_t now);
+  // The readiness set reported `socket` (`error`: with an error condition).
+  void socket_event(ParkedSocket& socket, bool error);
 
  private:
-  friend class Daemon;  // routes SocketWatcher events to socket_event()
-  void socket_event(ParkedSocket& socket, bool error);
   void wake(ParkedSocket& socket, protocol::WakeReason reason);
   void close_socket(ParkedSocket& socket, protocol::CloseReason reason);
   [[nodiscard]] UniqueFd retire(ParkedSocket& socket);
   [[nodiscard]] ControlSession* least_loaded_session();
   void close_held_wake(HeldWake& held, protocol::CloseReason reason);
 
-  Daemon& daemon_;
+  CoreContext& core_;
   std::string name_;
   uid_t owner_uid_;
   ParkedSet parked_;
