@@ -110,7 +110,7 @@ TEST_CASE("socket activation: parker accepts on the listening socket passed as f
   CHECK(::stat(path.c_str(), &st) == 0);  // systemd's socket file is systemd's: still there
 }
 
-TEST_CASE("socket activation: LISTEN_FDS meant for another process is ignored; a non-listener is refused",
+TEST_CASE("socket activation: LISTEN_FDS meant for another process is ignored, a non-listener is refused",
           "[systemd]") {
   TempDir dir;
   SECTION("another pid") {
