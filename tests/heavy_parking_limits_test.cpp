@@ -39,7 +39,7 @@ TEST_CASE("500 clients each holding a partial request are parked, and each reque
   CHECK(server->cli("DBSIZE").output == std::to_string(kPartialClients) + "\n");
 }
 
-TEST_CASE("--timeout closes idle clients, parked or served, never subscribers; CONFIG GET shows it",
+TEST_CASE("idle clients are closed after --timeout, parked or served, never subscribers, and CONFIG GET shows it",
           "[heavy][parking][limits]") {
   parker::test::TempDir dir;
   ParkerProcess parker(dir.file("parker.sock"));
