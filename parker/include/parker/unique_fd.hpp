@@ -2,6 +2,12 @@
 //
 // Invariant: at every moment an open fd belongs to exactly one UniqueFd (or has been
 // release()d to a caller who takes over). Moving transfers ownership; destruction closes.
+//
+// How a function says what it does with an fd it is given, everywhere in this project:
+//   f(UniqueFd fd)    always takes it: on failure the callee closes it (or keeps it).
+//   f(UniqueFd& fd)   takes it only on success (moved out, `fd` left invalid); on failure
+//                     `fd` is left with the caller, still open, to retry, reject or close.
+// So a caller never has to ask whether an error also cost it the fd: the signature says.
 #pragma once
 
 #include <utility>
