@@ -1,10 +1,11 @@
 // ack_cost, latency part: the first-request round trip on a parked connection (and on a
 // live one, for scale), as in wake_latency, through one parker per session kind
-// (ack_cost.hpp). The three backends run side by side, each with N idle connections parked;
+// (ack_cost.hpp). The four backends run side by side, each with N idle connections parked;
 // every repetition measures them one after the other, their order rotating, so 1.0 and 1.1
 // are compared at the same moment of the machine. On 1.1 a wake's fd stays parker's until
 // the ACK that the probe server's next flush sends (just before it parks the connection
 // again), and every park is answered with PARKED: what that adds to a wake shows here.
+#include <iterator>
 #include <map>
 #include <memory>
 #include <vector>
@@ -22,7 +23,10 @@ namespace parker::bench {
 namespace {
 
 constexpr std::size_t kProbes = 8;  // of each kind, used round-robin
-constexpr ParkerOwner kBackendOwners[] = {ParkerOwner::raw_1_0, ParkerOwner::raw_1_1, ParkerOwner::client};
+// In the order of kAckCostOwners.
+constexpr ParkerOwner kBackendOwners[] = {ParkerOwner::raw_1_0, ParkerOwner::raw_1_1, ParkerOwner::client_1_0,
+                                          ParkerOwner::client};
+static_assert(std::size(kBackendOwners) == kAckCostKinds);
 
 struct PauseSetting {
   const char* label;
@@ -65,12 +69,12 @@ void measure_ack_cost_latency(const Config& config, ScenarioReport& report) {
   }
 
   // [kind][setting][figure] -> one value per repetition
-  std::map<std::string, std::vector<double>> figures[3][2];
-  Progress measuring("ack_cost: wake latency", samples * 3 * 2 * static_cast<std::size_t>(reps));
+  std::map<std::string, std::vector<double>> figures[kAckCostKinds][2];
+  Progress measuring("ack_cost: wake latency", samples * kAckCostKinds * 2 * static_cast<std::size_t>(reps));
   for (int rep = 0; rep < reps; ++rep) {
     for (std::size_t s = 0; s < 2; ++s) {
-      for (std::size_t i = 0; i < 3; ++i) {
-        const std::size_t k = (i + static_cast<std::size_t>(rep)) % 3;  // who goes first rotates
+      for (std::size_t i = 0; i < kAckCostKinds; ++i) {
+        const std::size_t k = (i + static_cast<std::size_t>(rep)) % kAckCostKinds;  // who goes first rotates
         Side& side = *sides[k];
         ProbeSamples got = measure_probes(*side.backend, side.probes, n + kProbes, samples, kSettings[s].pause, &measuring);
         Percentiles l = percentiles(got.live), p = percentiles(got.parked);
@@ -87,7 +91,7 @@ void measure_ack_cost_latency(const Config& config, ScenarioReport& report) {
 
   for (std::size_t s = 0; s < 2; ++s) {
     const char* before = kSettings[s].label;
-    for (std::size_t k = 0; k < 3; ++k) {
+    for (std::size_t k = 0; k < kAckCostKinds; ++k) {
       const auto& o = kAckCostOwners[k];
       for (const char* mode : {"parked", "live"}) {
         for (const char* q : {"p50", "p99"}) {
@@ -97,12 +101,13 @@ void measure_ack_cost_latency(const Config& config, ScenarioReport& report) {
       }
       report.add("wake_added_p50", ack_cost_labels(o, {{"before", before}}), "us", figures[k][s]["added_p50"]);
     }
-    for (std::size_t k = 1; k < 3; ++k) {
+    for (std::size_t k = 0; k < kAckCostKinds; ++k) {
+      if (!ack_cost_is_v11(k)) continue;
       Labels labels{{"owner", kAckCostOwners[k].owner}, {"before", before}};
       for (const char* q : {"p50", "p99"}) {
         const std::string key = fmt::format("parked.{}", q);
         report.add(fmt::format("parked_{}_v11_vs_v10", q), labels, "x",
-                   pairwise_ratios(figures[k][s][key], figures[0][s][key]));
+                   pairwise_ratios(figures[k][s][key], figures[ack_cost_baseline(k)][s][key]));
       }
     }
   }

@@ -40,29 +40,41 @@ namespace {
 
 constexpr std::size_t kBatches[] = {1, 64, 253};  // one record per frame, a typical batch, the most
 
-int owner_main(int listener, std::size_t m, const std::array<std::string, 3>& sockets, OwnerControl* control) {
+int owner_main(int listener, std::size_t m, const std::array<std::string, kAckCostKinds>& sockets,
+               OwnerControl* control) {
   std::vector<UniqueFd> held;
   if (!accept_connections(listener, m, held, control)) return 3;
-  std::array<CycleSink, 3> sinks;
+  std::array<CycleSink, kAckCostKinds> sinks;
   for (auto& sink : sinks) sink.control = control;
-  RawSession v10(sinks[0].callbacks(), 0);
-  RawSession v11(sinks[1].callbacks(), 1);
-  Client client(sinks[2].callbacks());
-  if (v10.connect(sockets[0], "ack-cost").failed() || v11.connect(sockets[1], "ack-cost").failed() ||
-      client.connect(sockets[2], "ack-cost").failed()) {
+  // In the order of kAckCostOwners.
+  RawSession raw10(sinks[0].callbacks(), 0);
+  RawSession raw11(sinks[1].callbacks(), 1);
+  Client client10(sinks[2].callbacks());
+  Client client11(sinks[3].callbacks());
+  ClientOptions speak_1_0;
+  speak_1_0.max_minor = 0;
+  if (raw10.connect(sockets[0], "ack-cost").failed() || raw11.connect(sockets[1], "ack-cost").failed() ||
+      client10.connect(sockets[2], "ack-cost", speak_1_0).failed() ||
+      client11.connect(sockets[3], "ack-cost").failed()) {
     return 2;
   }
-  auto pump_all = [&](int timeout_ms) {
-    pump(v10, 0);
-    pump(v11, 0);
-    pump(client, timeout_ms);
+  auto all_connected = [&] {
+    return raw10.connected() && raw11.connected() && client10.connected() && client11.connected();
   };
-  for (int i = 0; i < 5000 && !(v10.connected() && v11.connected() && client.connected()); ++i) pump_all(1);
-  if (!(v10.connected() && v11.connected() && client.connected())) return 4;
+  auto pump_all = [&](int timeout_ms) {
+    pump(raw10, 0);
+    pump(raw11, 0);
+    pump(client10, 0);
+    pump(client11, timeout_ms);
+  };
+  for (int i = 0; i < 5000 && !all_connected(); ++i) pump_all(1);
+  if (!all_connected()) return 4;
   // What is compared must be what was negotiated.
-  if (v10.protocol_minor() != 0 || v11.protocol_minor() != 1 || client.protocol_minor() != 1) {
-    set_error(control, fmt::format("negotiated minors {}, {}, {}; expected 0, 1, 1", v10.protocol_minor(),
-                                   v11.protocol_minor(), client.protocol_minor()));
+  const int minors[] = {raw10.protocol_minor(), raw11.protocol_minor(), client10.protocol_minor(),
+                        client11.protocol_minor()};
+  if (minors[0] != 0 || minors[1] != 1 || minors[2] != 0 || minors[3] != 1) {
+    set_error(control, fmt::format("negotiated minors {}, {}, {}, {}; expected 0, 1, 0, 1", minors[0], minors[1],
+                                   minors[2], minors[3]));
     return 5;
   }
   control->ready = 1;
@@ -78,9 +90,10 @@ int owner_main(int listener, std::size_t m, const std::array<std::string, 3>& so
     const std::size_t batch = control->batch.load();
     const std::uint64_t base = seen * 1'000'000;
     switch (control->session.load()) {
-      case 0: park_wake_cycle(v10, sinks[0], held, batch, base, control); break;
-      case 1: park_wake_cycle(v11, sinks[1], held, batch, base, control); break;
-      default: park_wake_cycle(client, sinks[2], held, batch, base, control); break;
+      case 0: park_wake_cycle(raw10, sinks[0], held, batch, base, control); break;
+      case 1: park_wake_cycle(raw11, sinks[1], held, batch, base, control); break;
+      case 2: park_wake_cycle(client10, sinks[2], held, batch, base, control); break;
+      default: park_wake_cycle(client11, sinks[3], held, batch, base, control); break;
     }
     control->done = seen;
   }
@@ -104,7 +117,7 @@ void measure_ack_cost_throughput(const Config& config, ScenarioReport& report) {
 
   ScratchDir dir;
   std::vector<RunningServer> parkers;
-  std::array<std::string, 3> sockets;
+  std::array<std::string, kAckCostKinds> sockets;
   for (std::size_t k = 0; k < kAckCostOwners.size(); ++k) {
     const auto& o = kAckCostOwners[k];
     parkers.push_back(start_parker(config, dir, fmt::format("ack-cost-{}-{}", o.owner, o.protocol)));
@@ -132,13 +145,14 @@ void measure_ack_cost_throughput(const Config& config, ScenarioReport& report) {
   }
 
   // [kind][batch] -> one value per repetition
-  std::map<std::size_t, std::vector<double>> parked[3], woken[3], cpu_parker[3], cpu_owner[3], cpu_total[3];
+  std::map<std::size_t, std::vector<double>> parked[kAckCostKinds], woken[kAckCostKinds], cpu_parker[kAckCostKinds],
+      cpu_owner[kAckCostKinds], cpu_total[kAckCostKinds];
   std::uint64_t seq = 0;
-  Progress progress("ack_cost: park/wake cycles", std::size(kBatches) * 3 * static_cast<std::size_t>(reps));
+  Progress progress("ack_cost: park/wake cycles", std::size(kBatches) * kAckCostKinds * static_cast<std::size_t>(reps));
   for (int rep = 0; rep < reps; ++rep) {
     for (std::size_t batch : kBatches) {
-      for (std::size_t i = 0; i < 3; ++i) {
-        const std::size_t k = (i + static_cast<std::size_t>(rep)) % 3;  // who goes first rotates
+      for (std::size_t i = 0; i < kAckCostKinds; ++i) {
+        const std::size_t k = (i + static_cast<std::size_t>(rep)) % kAckCostKinds;  // who goes first rotates
         run_owner_cycle(control, owner, ++seq, batch, static_cast<int>(k), cpu ? parkers[k].pid() : 0);
         const double mm = static_cast<double>(m);
         parked[k][batch].push_back(mm / control->park_seconds);
@@ -158,14 +172,14 @@ void measure_ack_cost_throughput(const Config& config, ScenarioReport& report) {
   PlotSpec plot{"ack_cost_throughput.png", "park / wake throughput through parker: protocol 1.0 vs 1.1 (acks)",
                 "records per PARK frame (batch)", "connections per second", true, true, "linespoints", "%.1s%c", {}};
   std::vector<PlotSeries> series;
-  for (std::size_t k = 0; k < 3; ++k) {
+  for (std::size_t k = 0; k < kAckCostKinds; ++k) {
     const auto& o = kAckCostOwners[k];
     series.push_back({fmt::format("parked/s {} {}", o.protocol, o.owner), {}});
     series.push_back({fmt::format("woken/s {} {}", o.protocol, o.owner), {}});
   }
   for (std::size_t batch : kBatches) {
     const std::string b = std::to_string(batch);
-    for (std::size_t k = 0; k < 3; ++k) {
+    for (std::size_t k = 0; k < kAckCostKinds; ++k) {
       auto sp = report.add("parked_per_second", ack_cost_labels(kAckCostOwners[k], {{"batch", b}}), "fd/s",
                            parked[k][batch]);
       auto sw = report.add("woken_per_second", ack_cost_labels(kAckCostOwners[k], {{"batch", b}}), "fd/s",
@@ -173,17 +187,21 @@ void measure_ack_cost_throughput(const Config& config, ScenarioReport& report) {
       series[2 * k].points.emplace_back(static_cast<double>(batch), sp.median);
       series[2 * k + 1].points.emplace_back(static_cast<double>(batch), sw.median);
     }
-    for (std::size_t k = 0; k < 3 && cpu; ++k) {
+    for (std::size_t k = 0; k < kAckCostKinds && cpu; ++k) {
       report.add("cpu_per_conn", ack_cost_labels(kAckCostOwners[k], {{"batch", b}, {"process", "parker"}}), "us",
                  cpu_parker[k][batch]);
       report.add("cpu_per_conn", ack_cost_labels(kAckCostOwners[k], {{"batch", b}, {"process", "owner"}}), "us",
                  cpu_owner[k][batch]);
     }
-    for (std::size_t k = 1; k < 3; ++k) {
+    for (std::size_t k = 0; k < kAckCostKinds; ++k) {
+      if (!ack_cost_is_v11(k)) continue;
+      const std::size_t base = ack_cost_baseline(k);
       Labels labels{{"owner", kAckCostOwners[k].owner}, {"batch", b}};
-      report.add("park_v11_vs_v10", labels, "x", pairwise_ratios(parked[k][batch], parked[0][batch]));
-      report.add("wake_v11_vs_v10", labels, "x", pairwise_ratios(woken[k][batch], woken[0][batch]));
-      if (cpu) report.add("cpu_v11_vs_v10", labels, "x", pairwise_ratios(cpu_total[k][batch], cpu_total[0][batch]));
+      report.add("park_v11_vs_v10", labels, "x", pairwise_ratios(parked[k][batch], parked[base][batch]));
+      report.add("wake_v11_vs_v10", labels, "x", pairwise_ratios(woken[k][batch], woken[base][batch]));
+      if (cpu) {
+        report.add("cpu_v11_vs_v10", labels, "x", pairwise_ratios(cpu_total[k][batch], cpu_total[base][batch]));
+      }
     }
   }
   plot.series = std::move(series);

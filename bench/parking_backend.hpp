@@ -44,13 +44,13 @@ class ParkingBackend {
 // The floor: epoll + sendmsg/recvmsg in a few dozen lines (minimal_parker.cpp).
 [[nodiscard]] std::unique_ptr<ParkingBackend> make_minimal_parker();
 
-// Who parks with parker in its probe server: the client library (protocol 1.1), or the
-// bench's RawSession (raw_session.hpp) speaking 1.0 or 1.1 — to compare the two versions
-// with the same owner code.
-enum class ParkerOwner { client, raw_1_0, raw_1_1 };
+// Who parks with parker in its probe server: the client library (protocol 1.1, or 1.0 with
+// ClientOptions::max_minor = 0), or the bench's RawSession (raw_session.hpp) speaking 1.0 or
+// 1.1 — to compare the two versions with the same owner code.
+enum class ParkerOwner { client, client_1_0, raw_1_0, raw_1_1 };
 
-// Parker itself (parking_backend_parker.cpp), named "parker" (client), "parker-raw-1.0" or
-// "parker-raw-1.1". Returns nullptr and sets `why` while it cannot run (parker or its
+// Parker itself (parking_backend_parker.cpp), named "parker" (client), "parker-client-1.0",
+// "parker-raw-1.0" or "parker-raw-1.1". Returns nullptr and sets `why` while it cannot run (parker or its
 // client library not built).
 [[nodiscard]] std::unique_ptr<ParkingBackend> make_parker_backend(const Config& config, std::string& why,
                                                                   ParkerOwner owner = ParkerOwner::client);

@@ -89,13 +89,13 @@ struct ProbeState {
 };
 
 // The probe server's loop (see the file comment), for parker::Client or RawSession.
-template <class Session>
-int probe_loop(Session& client, ProbeState& state, int park_listener, int live_listener, const std::string& socket) {
+template <class Session, class Connect>
+int probe_loop(Session& client, Connect connect, ProbeState& state, int park_listener, int live_listener) {
   Shared* shared = state.shared;
   std::deque<UniqueFd>& waiting = state.waiting;
   std::uint64_t& unwritten = state.unwritten;
   std::uint64_t next_id = 1;
-  if (client.connect(socket, "bench").failed()) return 2;
+  if (connect().failed()) return 2;
 
   int ep = ::epoll_create1(EPOLL_CLOEXEC);
   for (int fd : {park_listener, live_listener}) {
@@ -168,12 +168,15 @@ int probe_server_main(ParkerOwner owner, int park_listener, int live_listener, c
                       Shared* shared) {
   ProbeState state;
   state.shared = shared;
-  if (owner == ParkerOwner::client) {
+  if (owner == ParkerOwner::client || owner == ParkerOwner::client_1_0) {
     Client client(state.callbacks());
-    return probe_loop(client, state, park_listener, live_listener, socket);
+    ClientOptions options;
+    if (owner == ParkerOwner::client_1_0) options.max_minor = 0;
+    return probe_loop(client, [&] { return client.connect(socket, "bench", options); }, state, park_listener,
+                      live_listener);
   }
   RawSession session(state.callbacks(), owner == ParkerOwner::raw_1_0 ? 0 : 1);
-  return probe_loop(session, state, park_listener, live_listener, socket);
+  return probe_loop(session, [&] { return session.connect(socket, "bench"); }, state, park_listener, live_listener);
 }
 
 class ParkerBackend final : public ParkingBackend {
@@ -191,6 +194,7 @@ class ParkerBackend final : public ParkingBackend {
   std::string name() const override {
     switch (owner_) {
       case ParkerOwner::client: return "parker";
+      case ParkerOwner::client_1_0: return "parker-client-1.0";
       case ParkerOwner::raw_1_0: return "parker-raw-1.0";
       case ParkerOwner::raw_1_1: return "parker-raw-1.1";
     }
@@ -220,7 +224,7 @@ class ParkerBackend final : public ParkingBackend {
       }
       std::this_thread::sleep_for(1ms);
     }
-    const int expected = owner_ == ParkerOwner::raw_1_0 ? 0 : 1;
+    const int expected = owner_ == ParkerOwner::raw_1_0 || owner_ == ParkerOwner::client_1_0 ? 0 : 1;
     if (shared_->minor != expected) {
       throw std::runtime_error(fmt::format("{}: the session negotiated protocol 1.{}, expected 1.{}", name(),
                                            shared_->minor.load(), expected));
