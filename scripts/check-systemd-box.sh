@@ -8,7 +8,7 @@
 # In the box, scripts/sdbox/driver.sh installs the .deb and checks: parker.socket listening
 # with parker not running; the first connection starting parker (socket activation) and it
 # becoming active only by READY=1 (Type=notify) with a STATUS=; the journal's priorities; a
-# reload (USR2) leaving the same parker running (the hand-off is issue 10: not testable yet);
+# reload (USR2) handing over to a successor that becomes MAINPID;
 # heavy_server.service parking a real TCP client with parker and getting it back; stop
 # (STOPPING=1) leaving the socket to systemd; parker@.service.
 set -euo pipefail

@@ -37,6 +37,8 @@ class RecordingRegistry final : public CoreRegistry {
   std::uint32_t credit_window() const override { return 64; }
   std::string stats_text() const override { return {}; }
   std::string list_text() const override { return {}; }
+  void hand_over(ControlSession&, std::uint32_t) override {}
+  void handover_taken(ControlSession&, std::uint64_t) override {}
 
   int idle_hints = 0;
   int holds = 0;

@@ -83,6 +83,12 @@ std::vector<Message> sample_messages() {
   m.emplace_back(proto::Goodbye{});
   m.emplace_back(proto::Reclaim{100});
   m.emplace_back(proto::CreditReturn{0});
+  m.emplace_back(proto::TakeOver{19000});
+  m.emplace_back(proto::Handover{{{proto::HandoverKind::listener, "", 0, 0, 0, 0, ""},
+                                  {proto::HandoverKind::parked, "web", 1000, 7, proto::kWakeOnHangup, 5000, "s"},
+                                  {proto::HandoverKind::held, "web", 1000, 8, 1, 0, ""}}});
+  m.emplace_back(proto::HandoverEnd{4, {{"web", 1000, 9, proto::CloseReason::deadline}}});
+  m.emplace_back(proto::Taken{4});
   return m;
 }
 
@@ -146,7 +152,7 @@ bool text_type(MessageType t) { return t == MessageType::stats_reply || t == Mes
 
 TEST_CASE("every message type round-trips through encode and decode", "[protocol][codec]") {
   std::size_t types_seen = 0;
-  std::vector<bool> seen(15, false);
+  std::vector<bool> seen(std::variant_size_v<Message> + 1, false);
   for (const auto& message : sample_messages()) {
     INFO(name_of(message));
     Bytes frame = proto::encode(message);
@@ -163,7 +169,7 @@ TEST_CASE("every message type round-trips through encode and decode", "[protocol
     if (!seen[t]) ++types_seen;
     seen[t] = true;
   }
-  CHECK(types_seen == 21);
+  CHECK(types_seen == std::variant_size_v<Message>);
 }
 
 TEST_CASE("encode appends to what the buffer already holds", "[protocol][codec]") {
@@ -195,6 +201,8 @@ TEST_CASE("encoded_size is what a record adds to its frame", "[protocol][codec]"
     proto::WakeRecord wake{1, proto::WakeReason::readable, std::string(blob, 'x')};
     CHECK(proto::encode(proto::Park{{park}}).size() == proto::kHeaderSize + 2 + proto::encoded_size(park));
     CHECK(proto::encode(proto::Wake{{wake}}).size() == proto::kHeaderSize + 2 + proto::encoded_size(wake));
+    proto::HandoverRecord handover{proto::HandoverKind::parked, "pool", 1, 2, 0, 3, std::string(blob, 'x')};
+    CHECK(proto::encode(proto::Handover{{handover}}).size() == proto::kHeaderSize + 2 + proto::encoded_size(handover));
   }
 }
 
@@ -279,7 +287,7 @@ TEST_CASE("the largest allowed frame decodes", "[protocol][codec]") {
 }
 
 TEST_CASE("unknown message types are refused from the header alone", "[protocol][codec]") {
-  for (std::uint16_t type : {0, 22, 23, 0x100, 0xffff}) {
+  for (std::uint16_t type : {0, 26, 27, 0x100, 0xffff}) {
     INFO("type " << type);
     CHECK(error_of(raw_frame(type, 0, {}), 0) == DecodeError::unknown_type);
     CHECK(error_of(raw_frame(type, 0, {}, 100), 0) == DecodeError::unknown_type);  // body not there yet
@@ -446,5 +454,21 @@ TEST_CASE("random corruption of valid frames never crashes the decoder", "[proto
         REQUIRE(r.error != DecodeError::none);
       }
     }
+  }
+}
+
+TEST_CASE("HANDOVER: bad kinds, pools and flags are malformed", "[protocol][codec]") {
+  using K = proto::HandoverKind;
+  for (const proto::HandoverRecord& r : std::vector<proto::HandoverRecord>{
+           {K::listener, "web", 0, 0, 0, 0, ""},       // a listener belongs to no pool
+           {K::parked, "", 0, 1, 0, 0, ""},            // a connection belongs to one
+           {K::parked, "bad pool!", 0, 1, 0, 0, ""},   // not a pool name
+           {K::parked, "web", 0, 1, 0x80, 0, ""},      // unknown park flag
+           {K::held, "web", 0, 1, 9, 0, ""},           // unknown wake reason
+           {static_cast<K>(4), "web", 0, 1, 0, 0, ""}}) {
+    Bytes frame = proto::encode(proto::Handover{{r}});
+    auto d = proto::decode(frame, 1);
+    CHECK(d.status == DecodeStatus::error);
+    CHECK(d.error == DecodeError::bad_value);
   }
 }

@@ -1,5 +1,7 @@
 #include "control_session.hpp"
 
+#include <unistd.h>
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -444,6 +446,32 @@ void ControlSession::on_message(protocol::CreditReturn& m, std::vector<UniqueFd>
   credit_ -= n;
   core_.capacity.return_credit(n);
   core_.registry.credit_changed();
+}
+
+// ---- 1.1, parker to parker: hand-over to a successor -------------------------------------
+
+void ControlSession::on_message(protocol::TakeOver& m, std::vector<UniqueFd>& /*fds*/) {
+  if (state_ != State::observer) {
+    fail(ErrorCode::bad_frame, "TAKE_OVER comes from a session that said HELLO without a pool");
+    return;
+  }
+  // Everything parker holds is the successor's to take: only its own uid (or root) may.
+  if (peer_.uid != 0 && peer_.uid != ::geteuid()) {
+    fail(ErrorCode::not_allowed, fmt::format("uid {} may not take over this parker (uid {})", peer_.uid, ::geteuid()));
+    return;
+  }
+  core_.registry.hand_over(*this, m.room);
+}
+
+void ControlSession::on_message(protocol::Taken& m, std::vector<UniqueFd>& /*fds*/) {
+  core_.registry.handover_taken(*this, m.records);
+}
+
+void ControlSession::send_lent(const protocol::Message& message, std::vector<int> fds) {
+  OutgoingFrame out = frame_of(message);
+  out.lent_fds = std::move(fds);
+  out_.push(std::move(out));
+  core_.registry.mark_dirty(*this);
 }
 
 // ---- output --------------------------------------------------------------------------------

@@ -59,6 +59,8 @@ class ControlSession {
   [[nodiscard]] bool wants_credit() const noexcept { return state_ == State::owner && !leaving_ && !finishing_; }
   [[nodiscard]] std::size_t unacked_wakes() const noexcept { return unacked_held_; }
 
+  // Hand-over: a frame whose fds parker keeps (it closes them once the successor has all).
+  void send_lent(const protocol::Message& message, std::vector<int> fds);
   void queue_wake(WakeItem item);
   void queue_closed(protocol::CloseRecord record);
   // Grants more park credit when the session is short of it and parker has room.
@@ -108,6 +110,8 @@ class ControlSession {
   void on_message(protocol::InventoryRequest& m, std::vector<UniqueFd>& fds);
   void on_message(protocol::Goodbye& m, std::vector<UniqueFd>& fds);
   void on_message(protocol::CreditReturn& m, std::vector<UniqueFd>& fds);
+  void on_message(protocol::TakeOver& m, std::vector<UniqueFd>& fds);
+  void on_message(protocol::Taken& m, std::vector<UniqueFd>& fds);
   template <class Other>
   void on_message(Other& m, std::vector<UniqueFd>& fds);  // not for parker: bad_frame
   [[nodiscard]] bool require_owner(std::string_view what);

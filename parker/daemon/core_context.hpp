@@ -57,6 +57,10 @@ class CoreRegistry {
   virtual void credit_changed() = 0;
   // How much credit one owner session may hold now (a fair share of the budget).
   [[nodiscard]] virtual std::uint32_t credit_window() const = 0;
+  // A session of parker's own uid (or root) asks to take everything over (TAKE_OVER), with
+  // room for `room` fds; then says it has received `records` of them (TAKEN).
+  virtual void hand_over(ControlSession& successor, std::uint32_t room) = 0;
+  virtual void handover_taken(ControlSession& successor, std::uint64_t records) = 0;
   [[nodiscard]] virtual std::string stats_text() const = 0;
   [[nodiscard]] virtual std::string list_text() const = 0;
 

@@ -63,6 +63,7 @@ Error Daemon::start() {
     watcher_.close();
     return e;
   }
+  if (listener_taken_over_) listener_.claim_path(path);
 
   deadlines_.open(loop_, [](ParkedSocket& s) { s.pool->deadline_passed(s); });
   uv_timer_init(loop_, &grace_timer_);
@@ -86,7 +87,8 @@ Error Daemon::start() {
     uv_signal_start(&sighup_, on_signal, SIGHUP);
   }
   handles_open_ = true;
-  spdlog::info("listening on {}{}", path, adopted ? " (socket from systemd)" : "");
+  spdlog::info("listening on {}{}", path,
+               listener_taken_over_ ? " (socket taken over)" : adopted ? " (socket from systemd)" : "");
   spdlog::info("fd limit {}: room for {} parked connections (max parked {}), max blob {} bytes, owner grace {} ms",
                capacity_.fd_limit(), capacity_.budget(), totals_.max_parked, config_.max_blob,
                config_.owner_grace.count());
@@ -282,6 +284,7 @@ void Daemon::new_session(UniqueFd fd) {
 
 void Daemon::session_closing(ControlSession& session, bool was_owner) {
   sessions_.erase(&session);
+  if (handover_ && handover_->to == &session) handover_failed();
   std::erase(paused_for_room_, &session);
   if (session.dirty) std::erase(dirty_, &session);
   session.dirty = false;

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -34,6 +35,7 @@
 #include "parker/unique_fd.hpp"
 #include "socket_watcher.hpp"
 #include "stats.hpp"
+#include "wake_item.hpp"
 
 namespace parker::daemon {
 
@@ -52,6 +54,12 @@ class Daemon final : private CoreRegistry {
   // Accept on this already listening socket (systemd socket activation) instead of creating
   // config.socket_path. Call before start().
   void adopt_listener(UniqueFd listening) { adopted_listener_ = std::move(listening); }
+  // The same for a listening socket taken over from a predecessor (take_over.hpp): its file
+  // at config.socket_path is this parker's now, removed when it stops.
+  void take_over_listener(UniqueFd listening) {
+    adopted_listener_ = std::move(listening);
+    listener_taken_over_ = true;
+  }
   // Called once, when shutdown begins (first TERM/INT), e.g. to tell systemd STOPPING=1 and
   // close handles the daemon does not own. Call before start().
   void on_stopping(std::function<void()> callback) { on_stopping_ = std::move(callback); }
@@ -64,6 +72,12 @@ class Daemon final : private CoreRegistry {
 
   // Test seam (and the listener's path): a connected peer becomes a session.
   void adopt_peer(UniqueFd fd) { new_session(std::move(fd)); }
+  // The successor's side of a hand-over (take_over.hpp): what it received, parked and held
+  // here. Call after start(), before run().
+  void adopt_handover(std::vector<HandoverItem> items, std::vector<protocol::HandoverClosed> closed);
+  // The predecessor's side: true once everything went to a successor (the exit is then 0 and
+  // the socket file stays, for the successor).
+  [[nodiscard]] bool handed_over() const noexcept { return handed_over_; }
   // For status lines (sd_notify STATUS=).
   [[nodiscard]] const Counters& counters() const noexcept { return counters_; }
   [[nodiscard]] std::size_t parked_total() const noexcept { return totals_.parked; }
@@ -89,6 +103,9 @@ class Daemon final : private CoreRegistry {
   void session_closing(ControlSession& session, bool was_owner) override;
   void credit_changed() override { credit_dirty_ = true; }
   [[nodiscard]] std::uint32_t credit_window() const override;
+  void hand_over(ControlSession& successor, std::uint32_t room) override;    // handover.cpp
+  void handover_taken(ControlSession& successor, std::uint64_t records) override;
+  void handover_failed();
 
   void new_session(UniqueFd fd);
   [[nodiscard]] bool peer_allowed(uid_t uid, gid_t gid) const;
@@ -131,6 +148,17 @@ class Daemon final : private CoreRegistry {
 
   DeadlineTimer deadlines_;
   bool credit_dirty_ = false;
+
+  // A hand-over in progress (handover.cpp): the successor's session, and every fd handed
+  // over, kept until it says TAKEN.
+  struct HandingOver {
+    ControlSession* to = nullptr;
+    std::vector<HandoverItem> items;
+    std::vector<protocol::HandoverClosed> closed;
+  };
+  std::optional<HandingOver> handover_;
+  bool handed_over_ = false;
+  bool listener_taken_over_ = false;
 
   CoreTotals totals_;  // parked, held, blob bytes; `stopping` once shutdown began
   CoreContext core_{loop_, config_, capacity_, counters_, watcher_, deadlines_, totals_, *this};

@@ -1,10 +1,14 @@
 // parker: the daemon. Parse options, set up logging and limits, build the service, run it.
 #include <signal.h>
+#include <spawn.h>
+#include <unistd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <uv.h>
 
 #include <spdlog/spdlog.h>
+
+#include <cstring>
 
 #include "capacity.hpp"
 #include "daemon.hpp"
@@ -13,6 +17,7 @@
 #include "options.hpp"
 #include "service_notifier.hpp"
 #include "systemd.hpp"
+#include "take_over.hpp"
 
 namespace {
 
@@ -71,6 +76,43 @@ std::string status_line(Daemon& daemon) {
                      wakes);
 }
 
+// SIGUSR2: this parker starts its successor — its own binary (as installed now: an upgrade
+// takes effect) with the same arguments plus --take-over — which takes everything over;
+// this one then exits. Under systemd the successor is the service's main process from now.
+struct Successor {
+  std::string exe;                // the binary's path, read at startup
+  std::vector<std::string> argv;  // our arguments, plus --take-over
+};
+
+void start_successor(const Successor& successor) {
+  std::vector<char*> argv;
+  for (const auto& a : successor.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  if (int rc = ::posix_spawn(&pid, successor.exe.c_str(), nullptr, nullptr, argv.data(), environ); rc != 0) {
+    spdlog::error("SIGUSR2: cannot start the successor {}: {}", successor.exe, std::strerror(rc));
+    return;
+  }
+  spdlog::info("SIGUSR2: started the successor {} (pid {}); handing over to it", successor.exe, pid);
+  if (auto e = systemd::notify(fmt::format("MAINPID={}", pid)); e.failed()) {
+    spdlog::warn("cannot tell the service manager the successor's pid: {}", parker::describe(e));
+  }
+}
+
+Successor successor_of(int argc, char** argv) {
+  Successor s;
+  char exe[4096];
+  ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+  s.exe = n > 0 ? std::string(exe, static_cast<std::size_t>(n)) : std::string(argv[0]);
+  bool has_flag = false;
+  for (int i = 0; i < argc; ++i) {
+    s.argv.emplace_back(argv[i]);
+    has_flag = has_flag || s.argv.back() == "--take-over";
+  }
+  if (!has_flag) s.argv.emplace_back("--take-over");
+  return s;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -91,6 +133,22 @@ int main(int argc, char** argv) {
   parker::UniqueFd activated;
   if (!take_activated_socket(activated, config)) return 1;
 
+  // A successor takes everything from the parker running at the same socket before it
+  // starts: the listening socket, every parked and held connection.
+  TakenOver taken;
+  if (options.take_over) {
+    if (activated) {
+      spdlog::critical("--take-over with a socket from systemd: a successor takes its predecessor's socket");
+      return 1;
+    }
+    taken = take_over(config.socket_path, static_cast<std::uint32_t>(Capacity(fd_limit).budget() + 1));
+    if (!taken.error.empty()) {
+      spdlog::critical("cannot take over from the parker at {}: {}", config.socket_path, taken.error);
+      return 1;
+    }
+  }
+  const Successor successor = successor_of(argc, argv);
+
   uv_loop_t loop;
   uv_loop_init(&loop);
   int code = 0;
@@ -99,6 +157,7 @@ int main(int argc, char** argv) {
       if (auto e = reopen_log_file(log); !e.empty()) spdlog::error("cannot reopen the log file: {}", e);
     });
     if (activated) daemon.adopt_listener(std::move(activated));
+    if (taken.listener) daemon.take_over_listener(std::move(taken.listener));
     MetricsServer metrics(&loop, [&daemon] { return daemon.stats_text(); });
     ServiceNotifier notifier(&loop, [&daemon] { return status_line(daemon); });
     // STOPPING=1 at the first TERM/INT; the metrics listener would keep the loop running.
@@ -106,13 +165,12 @@ int main(int argc, char** argv) {
       notifier.stopping();
       metrics.close();
     });
-    // systemctl reload sends USR2, which will mean "hand over to a successor" (issue 10, not
-    // built yet). Until then it must not kill parker, which would drop every parked client.
+    // systemctl reload sends USR2: start the successor, which takes everything over.
     uv_signal_t usr2{};
     uv_signal_init(&loop, &usr2);
-    uv_signal_start(&usr2, [](uv_signal_t*, int) {
-      spdlog::warn("SIGUSR2: hand-off to a successor (parker --take-over) is not implemented yet; ignored");
-    }, SIGUSR2);
+    usr2.data = const_cast<Successor*>(&successor);
+    uv_signal_start(&usr2, [](uv_signal_t* handle, int) { start_successor(*static_cast<const Successor*>(handle->data)); },
+                    SIGUSR2);
     uv_unref(reinterpret_cast<uv_handle_t*>(&usr2));
     parker::Error e;
     if (!options.metrics_listen.empty() && (e = metrics.listen(options.metrics_listen)).failed()) {
@@ -126,6 +184,7 @@ int main(int argc, char** argv) {
         spdlog::critical("cannot listen on {}: {}", config.socket_path, parker::describe(e));
         code = 1;
       } else {
+        if (options.take_over) daemon.adopt_handover(std::move(taken.items), std::move(taken.closed));
         notifier.ready();
         code = daemon.run();
       }

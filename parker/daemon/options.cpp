@@ -88,6 +88,10 @@ ParseOutcome parse_options(int argc, char** argv) {
       ->default_str("info")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
   app.add_option("--log-file", o.log_file, "Log to this file instead of stderr (SIGHUP reopens it)");
+  app.add_flag("--take-over", o.take_over,
+               "Take over from the parker running at --socket: its listening socket and every parked and "
+               "held connection, with their records; it exits once this one has them all (SIGUSR2 does this "
+               "itself: it starts its successor with the same arguments plus --take-over)");
   app.add_option("--metrics-listen", o.metrics_listen,
                  "Serve Prometheus metrics at http://ADDR:PORT/metrics (e.g. 127.0.0.1:9187, [::1]:9187; "
                  "port 0 picks a free one, logged)")

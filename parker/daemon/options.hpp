@@ -31,6 +31,7 @@ struct Options {
   std::string log_level = "info";
   std::string log_file;  // empty: stderr
   std::string metrics_listen;  // "ADDR:PORT" for GET /metrics over HTTP; empty: none
+  bool take_over = false;      // take the listener and every connection from the parker at --socket
 };
 
 // Parses argv. Returns the options, or the exit code when the program must stop here

@@ -22,6 +22,7 @@ OutputQueue::FlushResult OutputQueue::flush(int socket) {
     raw.clear();
     if (front_sent_ == 0) {
       for (const auto& fd : front.fds) raw.push_back(fd.get());
+      if (front.fds.empty()) raw = front.lent_fds;
     }
     auto sent = send_with_fds(socket, rest, raw);
     if (!sent.ok()) {

@@ -31,6 +31,7 @@ struct OutgoingFrame {
   std::vector<protocol::WakeRecord> wakes;      // WAKE frames: the records (else empty)
   std::vector<std::uint64_t> woken_ns;          // WAKE frames: WakeItem::woken_ns of each record (may be empty)
   std::uint64_t confirms_parks = 0;             // PARKED frames: the count they confirm
+  std::vector<int> lent_fds;                    // HANDOVER frames: sent, not owned (when `fds` is empty)
 };
 
 class OutputQueue {

@@ -67,6 +67,14 @@ void PeerListener::stop() noexcept {
   if (owns_path_ && !is_abstract(path_)) (void)::unlink(path_.c_str());
 }
 
+void PeerListener::pause() noexcept {
+  if (listening_) uv_poll_stop(&poll_);
+}
+
+void PeerListener::resume() noexcept {
+  if (listening_) uv_poll_start(&poll_, UV_READABLE, on_readable);
+}
+
 void PeerListener::on_readable(uv_poll_t* handle, int status, int /*events*/) noexcept {
   auto* self = static_cast<PeerListener*>(handle->data);
   if (status < 0) {

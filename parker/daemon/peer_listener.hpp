@@ -35,6 +35,19 @@ class PeerListener {
                             std::uint64_t& emfile_total);
   // Stops accepting and removes the socket file (unless adopted). Idempotent.
   void stop() noexcept;
+  // Hand-over to a successor parker: stop accepting for a while (peers wait in the backlog),
+  // and start again if the successor fails.
+  void pause() noexcept;
+  void resume() noexcept;
+  // The listening fd (to lend to a successor), or -1.
+  [[nodiscard]] int fd() const noexcept { return fd_.get(); }
+  // Whose the socket file is: give it up once a successor listens on this socket (stop()
+  // then leaves the file), or claim it for a socket taken over (stop() then removes it).
+  void give_up_path() noexcept { owns_path_ = false; }
+  void claim_path(const std::string& path) {
+    path_ = path;
+    owns_path_ = true;
+  }
   [[nodiscard]] bool listening() const noexcept { return listening_; }
 
  private:

@@ -136,6 +136,60 @@ void Pool::shutdown() {
   }
 }
 
+// ---- hand-over to a successor parker ------------------------------------------------------
+
+void Pool::take_for_handover(std::vector<HandoverItem>& out, std::vector<protocol::HandoverClosed>& closed) {
+  const std::uint64_t now = core_.now();
+  while (!parked_.empty()) {
+    ParkedSocket& s = mutable_element(*parked_.begin());
+    HandoverItem item;
+    item.record.kind = protocol::HandoverKind::parked;
+    item.record.pool = name_;
+    item.record.uid = static_cast<std::uint32_t>(owner_uid_);
+    item.record.id = s.id;
+    item.record.flags = static_cast<std::uint8_t>(s.flags);
+    if (s.deadline != 0) {
+      item.record.deadline_left_ms = static_cast<std::uint32_t>(std::clamp<std::uint64_t>(
+          s.deadline > now ? s.deadline - now : 1, 1, UINT32_MAX));
+    }
+    item.record.blob = s.blob_view();
+    item.fd = retire(s);  // erases `s`
+    out.push_back(std::move(item));
+  }
+  for (HeldWake& held : held_wakes_) {
+    HandoverItem item;
+    item.record.kind = protocol::HandoverKind::held;
+    item.record.pool = name_;
+    item.record.uid = static_cast<std::uint32_t>(owner_uid_);
+    item.record.id = held.item.record.id;
+    item.record.flags = static_cast<std::uint8_t>(held.item.record.reason);
+    item.record.blob = std::move(held.item.record.blob);
+    item.fd = std::move(held.item.fd);
+    out.push_back(std::move(item));
+  }
+  core_.totals.held -= held_wakes_.size();
+  held_wakes_.clear();
+  for (const HeldClose& c : held_closed_) {
+    closed.push_back({name_, static_cast<std::uint32_t>(owner_uid_), c.record.id, c.record.reason});
+  }
+  held_closed_.clear();
+  core_.registry.pool_may_be_idle(*this);
+}
+
+bool Pool::adopt(HandoverItem& item) {
+  const protocol::HandoverRecord& r = item.record;
+  if (r.kind == protocol::HandoverKind::parked) {
+    return !park(protocol::ParkRecord{r.id, r.deadline_left_ms, r.flags, r.blob}, item.fd).has_value();
+  }
+  if (r.kind != protocol::HandoverKind::held || !item.fd) return false;
+  WakeItem wake;
+  wake.record = {r.id, static_cast<WakeReason>(r.flags), r.blob};
+  wake.fd = std::move(item.fd);
+  wake.woken_ns = uv_hrtime();
+  deliver(std::move(wake));
+  return true;
+}
+
 // ---- events on parked sockets -----------------------------------------------------------
 
 void Pool::socket_event(ParkedSocket& s, bool error) {

@@ -72,6 +72,13 @@ class Pool {
   // Routes a wake / a CLOSED record to the least-loaded live session, or holds it.
   void deliver(WakeItem item);
   void deliver(protocol::CloseRecord record);
+  // Hand-over to a successor parker: every parked connection (out of the readiness set and
+  // the deadline heap) and every held wake leaves the pool, with its fd, into `out`; held
+  // CLOSED records into `closed`. The pool is then empty, but for its sessions.
+  void take_for_handover(std::vector<HandoverItem>& out, std::vector<protocol::HandoverClosed>& closed);
+  // One record of a hand-over back into the pool (the successor's side, or the old parker's
+  // when its successor failed): parked again, or held. Takes `item.fd` only on success.
+  [[nodiscard]] bool adopt(HandoverItem& item);
   // Closes held wakes older than the owner grace; returns the next expiry (0: none).
   std::uint64_t expire_held(std::uint64_t now);
   // The readiness set reported `socket` (`error`: with an error condition).

@@ -24,4 +24,10 @@ struct HeldClose {
   std::uint64_t since = 0;
 };
 
+// A connection on its way to a successor parker (handover.hpp): its HANDOVER record and fd.
+struct HandoverItem {
+  protocol::HandoverRecord record;
+  UniqueFd fd;
+};
+
 }  // namespace parker::daemon

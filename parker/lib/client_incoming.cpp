@@ -67,6 +67,10 @@ void Client::dispatch(protocol::Frame& frame) {
     case protocol::MessageType::ack:
     case protocol::MessageType::inventory:
     case protocol::MessageType::credit_return:
+    case protocol::MessageType::take_over:  // parker to parker only
+    case protocol::MessageType::handover:
+    case protocol::MessageType::handover_end:
+    case protocol::MessageType::taken:
     case protocol::MessageType::hello:
     case protocol::MessageType::park:
     case protocol::MessageType::recall:

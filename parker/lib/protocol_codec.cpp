@@ -120,6 +120,34 @@ void write_body(Writer& w, const InventoryReply& m) {
 void write_body(Writer&, const Goodbye&) {}
 void write_body(Writer& w, const Reclaim& m) { w.put(m.wanted); }
 void write_body(Writer& w, const CreditReturn& m) { w.put(m.returned); }
+void write_body(Writer& w, const TakeOver& m) { w.put(m.room); }
+void write_pool(Writer& w, const std::string& pool, std::uint32_t uid) {
+  w.put(static_cast<std::uint8_t>(pool.size()));
+  w.put_bytes(pool);
+  w.put(uid);
+}
+void write_body(Writer& w, const Handover& m) {
+  w.put(static_cast<std::uint16_t>(m.records.size()));
+  for (const auto& r : m.records) {
+    w.put(static_cast<std::uint8_t>(r.kind));
+    write_pool(w, r.pool, r.uid);
+    w.put(r.id);
+    w.put(r.flags);
+    w.put(r.deadline_left_ms);
+    w.put(static_cast<std::uint32_t>(r.blob.size()));
+    w.put_bytes(r.blob);
+  }
+}
+void write_body(Writer& w, const HandoverEnd& m) {
+  w.put(m.records);
+  w.put(static_cast<std::uint32_t>(m.closed.size()));
+  for (const auto& c : m.closed) {
+    write_pool(w, c.pool, c.uid);
+    w.put(c.id);
+    w.put(static_cast<std::uint8_t>(c.reason));
+  }
+}
+void write_body(Writer& w, const Taken& m) { w.put(m.records); }
 
 // ---- reading ---------------------------------------------------------------------------
 
@@ -324,8 +352,70 @@ DecodeError read_body(Reader& r, CreditReturn& m) {
   return DecodeError::none;
 }
 
+DecodeError read_body(Reader& r, TakeOver& m) {
+  m.room = r.get<std::uint32_t>();
+  return DecodeError::none;
+}
+// A pool name (1..64 bytes, or empty for the listener) and its uid.
+DecodeError read_pool(Reader& r, std::string& pool, std::uint32_t& uid) {
+  auto len = r.get<std::uint8_t>();
+  pool = r.get_string(len);
+  uid = r.get<std::uint32_t>();
+  if (!r.failed() && !pool.empty() && !valid_pool_name(pool)) return DecodeError::bad_value;
+  return DecodeError::none;
+}
+DecodeError read_body(Reader& r, Handover& m, std::size_t fds) {
+  auto count = r.get<std::uint16_t>();
+  if (r.failed()) return DecodeError::none;
+  if (count != fds) return DecodeError::record_count;
+  m.records.reserve(count);
+  for (std::size_t i = 0; i < count && !r.failed(); ++i) {
+    HandoverRecord rec;
+    rec.kind = static_cast<HandoverKind>(r.get<std::uint8_t>());
+    if (auto e = read_pool(r, rec.pool, rec.uid); e != DecodeError::none) return e;
+    rec.id = r.get<std::uint64_t>();
+    rec.flags = r.get<std::uint8_t>();
+    rec.deadline_left_ms = r.get<std::uint32_t>();
+    auto len = r.get<std::uint32_t>();
+    rec.blob = r.get_string(len);
+    if (r.failed()) break;
+    bool listener = rec.kind == HandoverKind::listener;
+    bool flags_ok = rec.kind == HandoverKind::parked ? (rec.flags & ~kKnownParkFlags) == 0
+                                                     : rec.kind != HandoverKind::held ||
+                                                           known(static_cast<WakeReason>(rec.flags));
+    if (rec.kind < HandoverKind::listener || rec.kind > HandoverKind::held || listener != rec.pool.empty() ||
+        !flags_ok) {
+      return DecodeError::bad_value;
+    }
+    m.records.push_back(std::move(rec));
+  }
+  return DecodeError::none;
+}
+DecodeError read_body(Reader& r, HandoverEnd& m) {
+  m.records = r.get<std::uint64_t>();
+  auto count = r.get<std::uint32_t>();
+  // Each record is at least 15 bytes: refuse a count the body cannot hold before reading.
+  if (r.failed()) return DecodeError::none;
+  if (count > kMaxFrameBody / 15) return DecodeError::record_count;
+  for (std::size_t i = 0; i < count && !r.failed(); ++i) {
+    HandoverClosed c;
+    if (auto e = read_pool(r, c.pool, c.uid); e != DecodeError::none) return e;
+    c.id = r.get<std::uint64_t>();
+    c.reason = static_cast<CloseReason>(r.get<std::uint8_t>());
+    if (r.failed()) break;
+    if (c.pool.empty() || !known(c.reason)) return DecodeError::bad_value;
+    m.closed.push_back(std::move(c));
+  }
+  return DecodeError::none;
+}
+DecodeError read_body(Reader& r, Taken& m) {
+  m.records = r.get<std::uint64_t>();
+  return DecodeError::none;
+}
+
 bool carries_fds(MessageType t) {
-  return t == MessageType::park || t == MessageType::rejected || t == MessageType::wake;
+  return t == MessageType::park || t == MessageType::rejected || t == MessageType::wake ||
+         t == MessageType::handover;
 }
 
 // Decodes a body of a known type into the matching alternative of Message.
@@ -333,7 +423,8 @@ template <class T>
 DecodeError decode_as(Reader& r, Message& out, std::size_t fds) {
   T m;
   DecodeError e;
-  if constexpr (std::is_same_v<T, Park> || std::is_same_v<T, Rejected> || std::is_same_v<T, Wake>) {
+  if constexpr (std::is_same_v<T, Park> || std::is_same_v<T, Rejected> || std::is_same_v<T, Wake> ||
+                std::is_same_v<T, Handover>) {
     e = read_body(r, m, fds);
   } else {
     e = read_body(r, m);
@@ -368,6 +459,10 @@ DecodeError decode_body(MessageType type, Reader& r, Message& out, std::size_t f
     case MessageType::goodbye: return decode_as<Goodbye>(r, out, fds);
     case MessageType::reclaim: return decode_as<Reclaim>(r, out, fds);
     case MessageType::credit_return: return decode_as<CreditReturn>(r, out, fds);
+    case MessageType::take_over: return decode_as<TakeOver>(r, out, fds);
+    case MessageType::handover: return decode_as<Handover>(r, out, fds);
+    case MessageType::handover_end: return decode_as<HandoverEnd>(r, out, fds);
+    case MessageType::taken: return decode_as<Taken>(r, out, fds);
   }
   return DecodeError::unknown_type;
 }
@@ -397,6 +492,7 @@ std::size_t fd_count(const Message& message) {
   if (auto* p = std::get_if<Park>(&message)) return p->records.size();
   if (auto* r = std::get_if<Rejected>(&message)) return r->records.size();
   if (auto* w = std::get_if<Wake>(&message)) return w->records.size();
+  if (auto* h = std::get_if<Handover>(&message)) return h->records.size();
   return 0;
 }
 
@@ -419,6 +515,9 @@ std::vector<std::byte> encode(const Message& message) {
 std::size_t encoded_size(const ParkRecord& record) { return 8 + 4 + 1 + 4 + record.blob.size(); }
 std::size_t encoded_size(const WakeRecord& record) { return 8 + 1 + 4 + record.blob.size(); }
 std::size_t encoded_size(const InventoryRecord& record) { return 8 + 1 + 1 + 4 + 4 + record.blob.size(); }
+std::size_t encoded_size(const HandoverRecord& record) {
+  return 1 + 1 + record.pool.size() + 4 + 8 + 1 + 4 + 4 + record.blob.size();
+}
 
 DecodeResult decode(std::span<const std::byte> bytes, std::size_t fds_available) {
   if (bytes.size() < kHeaderSize) return {};
@@ -426,7 +525,7 @@ DecodeResult decode(std::span<const std::byte> bytes, std::size_t fds_available)
   auto type = static_cast<MessageType>(read_u16(bytes, 4));
   std::size_t fds = read_u16(bytes, 6);
   if (length > kMaxFrameBody) return failure(DecodeError::frame_too_big);
-  if (type < MessageType::hello || type > MessageType::credit_return) return failure(DecodeError::unknown_type);
+  if (type < MessageType::hello || type > MessageType::taken) return failure(DecodeError::unknown_type);
   if (fds > kMaxRecordsPerFrame || (fds != 0 && !carries_fds(type))) {
     return failure(DecodeError::fd_count_invalid);
   }

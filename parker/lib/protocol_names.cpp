@@ -3,7 +3,7 @@
 
 namespace parker::protocol {
 
-static_assert(std::variant_size_v<Message> == static_cast<std::size_t>(MessageType::credit_return),
+static_assert(std::variant_size_v<Message> == static_cast<std::size_t>(MessageType::taken),
               "Message alternatives must follow the MessageType codes, in order");
 
 std::string_view to_string(MessageType type) {
@@ -29,6 +29,10 @@ std::string_view to_string(MessageType type) {
     case MessageType::goodbye: return "goodbye";
     case MessageType::reclaim: return "reclaim";
     case MessageType::credit_return: return "credit_return";
+    case MessageType::take_over: return "take_over";
+    case MessageType::handover: return "handover";
+    case MessageType::handover_end: return "handover_end";
+    case MessageType::taken: return "taken";
   }
   return "unknown";
 }

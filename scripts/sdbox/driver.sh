@@ -46,11 +46,15 @@ print("   journal:", mine[0]["PRIORITY"], repr(mine[0]["MESSAGE"]))
 sys.exit(0 if mine and mine[0]["PRIORITY"] == "6" and mine[0]["MESSAGE"].startswith("info listening") else 1)'
 check "journal: priority 6, no timestamp, no <6> left" test $? = 0
 
-echo "== reload (ExecReload = USR2; the hand-off itself is issue 10)"
+echo "== reload (ExecReload = USR2: a successor takes everything over and becomes MAINPID)"
 pid=$(prop parker MainPID)
 systemctl reload parker
-check "reload logged as not implemented" wait_for 5 journal_has 'SIGUSR2: hand-off'
-check "the same parker still runs" test "$(prop parker MainPID)" = "$pid" -a "$(systemctl is-active parker)" = active
+new_main() { test "$(prop parker MainPID)" != "$pid" -a "$(prop parker MainPID)" != 0; }
+check "the successor is the main process now" wait_for 10 new_main
+check "the old parker handed over and exited" wait_for 10 journal_has 'handed over the listener'
+check "parker still active after the reload" test "$(systemctl is-active parker)" = active
+parkerctl --socket $sock stats >/tmp/stats2 2>&1
+check "the successor answers on the same socket" grep -q '^parker_fd_budget ' /tmp/stats2
 
 echo "== heavy_server.service parks a real client with parker"
 systemctl start heavy_server

@@ -54,6 +54,17 @@ std::vector<proto::Park> examples() {
           {{{5, 1000, proto::kWakeOnHangup, "a"}}}};
 }
 template <>
+std::vector<proto::Handover> examples() {
+  using K = proto::HandoverKind;
+  return {{{{K::listener, "", 0, 0, 0, 0, ""}}},
+          {{{K::parked, "web", 1000, 7, proto::kWakeOnHangup, 5000, "session"},
+            {K::held, "web", 1000, 8, static_cast<std::uint8_t>(proto::WakeReason::readable), 0, "b"}}}};
+}
+template <>
+std::vector<proto::HandoverEnd> examples() {
+  return {{3, {{"web", 1000, 9, proto::CloseReason::hangup}}}, {0, {}}};
+}
+template <>
 std::vector<proto::Rejected> examples() {
   return {{{{7, proto::RejectReason::quota_owner, "session-state"}}},
           {{{8, proto::RejectReason::no_credit, ""}, {9, proto::RejectReason::duplicate_id, "b"}}}};

@@ -116,6 +116,10 @@ struct Inbox {
   std::vector<proto::InventoryRecord> inventory;
   bool inventory_done = false;   // the INVENTORY_REPLY with `last` arrived
   bool goodbye = false;
+  // Hand-over (a RawOwner playing a successor parker): records and fds received, and the end.
+  std::vector<proto::HandoverRecord> handover;
+  std::vector<UniqueFd> handover_fds;
+  std::optional<proto::HandoverEnd> handover_end;
   std::vector<std::uint32_t> reclaims;
   bool eof = false;              // parker closed the connection
   bool send_failed = false;      // a send found the connection closed
@@ -297,6 +301,13 @@ class RawOwner {
       inbox_.goodbye = true;
     } else if (auto* r = std::get_if<proto::Reclaim>(&m)) {
       inbox_.reclaims.push_back(r->wanted);
+    } else if (auto* h = std::get_if<proto::Handover>(&m)) {
+      for (std::size_t i = 0; i < h->records.size(); ++i) {
+        inbox_.handover.push_back(std::move(h->records[i]));
+        inbox_.handover_fds.push_back(std::move(frame.fds[i]));
+      }
+    } else if (auto* end = std::get_if<proto::HandoverEnd>(&m)) {
+      inbox_.handover_end = std::move(*end);
     }
   }
 

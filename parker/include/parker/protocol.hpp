@@ -60,6 +60,11 @@ enum class MessageType : std::uint16_t {
   goodbye = 19,          // owner -> parker: leaving; parker -> owner: everything confirmed
   reclaim = 20,          // parker -> owner: please give back unused credit
   credit_return = 21,    // owner -> parker: credit given back
+  // 1.1, between parkers (docs/PROTOCOL.md, "Hand-over to a successor")
+  take_over = 22,        // successor -> parker: hand everything over to me
+  handover = 23,         // parker -> successor: the listener, parked and held fds with their records
+  handover_end = 24,     // parker -> successor: that was all (with the held CLOSED records)
+  taken = 25,            // successor -> parker: received everything; yours may close
 };
 
 enum class WakeReason : std::uint8_t { readable = 1, hangup = 2, deadline = 3, recalled = 4, shutdown = 5 };
@@ -239,13 +244,54 @@ struct CreditReturn {
   friend bool operator==(const CreditReturn&, const CreditReturn&) = default;
 };
 
+// ---- 1.1, parker to parker: hand-over to a successor ----------------------------------
+
+// The successor (a new parker started with --take-over) can hold `room` more fds.
+struct TakeOver {
+  std::uint32_t room = 0;
+  friend bool operator==(const TakeOver&, const TakeOver&) = default;
+};
+enum class HandoverKind : std::uint8_t { listener = 1, parked = 2, held = 3 };
+// One fd handed over, with what parker knows of it. `pool` and `uid` are empty and 0 for
+// the listener; `flags` are the park flags (parked) or the WakeReason (held).
+struct HandoverRecord {
+  HandoverKind kind = HandoverKind::parked;
+  std::string pool;
+  std::uint32_t uid = 0;
+  std::uint64_t id = 0;
+  std::uint8_t flags = 0;
+  std::uint32_t deadline_left_ms = 0;  // parked: 0 = no deadline (at least 1 when there is one)
+  std::string blob;
+  friend bool operator==(const HandoverRecord&, const HandoverRecord&) = default;
+};
+struct Handover {
+  std::vector<HandoverRecord> records;  // one fd each
+  friend bool operator==(const Handover&, const Handover&) = default;
+};
+struct HandoverClosed {
+  std::string pool;
+  std::uint32_t uid = 0;
+  std::uint64_t id = 0;
+  CloseReason reason = CloseReason::hangup;
+  friend bool operator==(const HandoverClosed&, const HandoverClosed&) = default;
+};
+struct HandoverEnd {
+  std::uint64_t records = 0;            // HANDOVER records sent in all
+  std::vector<HandoverClosed> closed;   // CLOSED records held for absent owners
+  friend bool operator==(const HandoverEnd&, const HandoverEnd&) = default;
+};
+struct Taken {
+  std::uint64_t records = 0;  // HANDOVER records received
+  friend bool operator==(const Taken&, const Taken&) = default;
+};
+
 using Message = std::variant<Hello, Welcome, ErrorMessage, Park, Rejected, Wake, Closed, Recall,
                              Drop, Credit, StatsRequest, StatsReply, ListRequest, ListReply,
                              Ack, Parked, InventoryRequest, InventoryReply, Goodbye, Reclaim,
-                             CreditReturn>;
+                             CreditReturn, TakeOver, Handover, HandoverEnd, Taken>;
 // Messages of minor version 1: a session that negotiated 1.0 neither sends nor accepts them.
 [[nodiscard]] constexpr bool is_minor_1(MessageType type) noexcept {
-  return type >= MessageType::ack && type <= MessageType::credit_return;
+  return type >= MessageType::ack && type <= MessageType::taken;
 }
 
 // The number of fds a message carries on the wire.
@@ -260,6 +306,7 @@ void encode(const Message& message, std::vector<std::byte>& out);
 [[nodiscard]] std::size_t encoded_size(const ParkRecord& record);
 [[nodiscard]] std::size_t encoded_size(const WakeRecord& record);
 [[nodiscard]] std::size_t encoded_size(const InventoryRecord& record);
+[[nodiscard]] std::size_t encoded_size(const HandoverRecord& record);
 
 enum class DecodeStatus {
   ok,         // `message` holds a frame of `consumed` bytes that takes `fds` fds

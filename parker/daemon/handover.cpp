@@ -1,0 +1,134 @@
+// Daemon: the old parker's side of a hand-over to a successor (`parker --take-over`,
+// docs/PROTOCOL.md "Hand-over to a successor"), and the successor's adoption of what it got.
+//
+// Exactly once, whatever dies: the old parker keeps its own copy of every fd it hands over
+// until the successor says TAKEN for all of them. Until then the successor serves nothing
+// (it has not started its loop), so if it goes away half-way the old parker simply parks
+// and holds everything again and resumes accepting; once TAKEN arrives the copies close and
+// the old parker exits. Owner sessions are ended by parker when the hand-over starts, so
+// (protocol 1.1) every wake they were sent whole is theirs, and parks not yet confirmed come
+// back to them; they reconnect to the same socket, which the successor then serves.
+#include <spdlog/spdlog.h>
+
+#include "control_session.hpp"
+#include "daemon.hpp"
+#include "pool.hpp"
+
+namespace parker::daemon {
+namespace {
+// HANDOVER frames carry up to 253 records, and about this many bytes of records.
+constexpr std::size_t kMaxHandoverFrameBytes = 256u << 10;
+}  // namespace
+
+void Daemon::hand_over(ControlSession& successor, std::uint32_t room) {
+  if (handover_ || totals_.stopping) {
+    successor.fail(protocol::ErrorCode::shutting_down, "this parker is already stopping or handing over");
+    return;
+  }
+  const std::size_t total = 1 + totals_.parked + totals_.held;
+  if (room < total) {
+    successor.fail(protocol::ErrorCode::not_allowed,
+                   fmt::format("the successor has room for {} fds; {} are to be handed over", room, total));
+    return;
+  }
+  spdlog::info("handing over to a successor (session {}, pid {}): the listener, {} parked, {} held", successor.id(),
+               successor.peer().pid, totals_.parked, totals_.held);
+  listener_.pause();  // peers that connect now wait in the backlog for the successor
+  handover_.emplace();
+  handover_->to = &successor;
+  for (ControlSession* s : std::vector<ControlSession*>(sessions_.begin(), sessions_.end())) {
+    if (s != &successor) s->fail(protocol::ErrorCode::shutting_down, "parker is handing over to its successor; reconnect");
+  }
+  for (auto& [name, pool] : pools_) pool->take_for_handover(handover_->items, handover_->closed);
+
+  using protocol::HandoverKind;
+  successor.send_lent(protocol::Handover{{{HandoverKind::listener, "", 0, 0, 0, 0, ""}}}, {listener_.fd()});
+  const std::vector<HandoverItem>& items = handover_->items;
+  for (std::size_t at = 0; at < items.size();) {
+    protocol::Handover frame;
+    std::vector<int> fds;
+    std::size_t bytes = 0;
+    while (at < items.size() && frame.records.size() < protocol::kMaxRecordsPerFrame &&
+           (frame.records.empty() || bytes + protocol::encoded_size(items[at].record) <= kMaxHandoverFrameBytes)) {
+      bytes += protocol::encoded_size(items[at].record);
+      frame.records.push_back(items[at].record);
+      fds.push_back(items[at].fd.get());
+      ++at;
+    }
+    successor.send_lent(frame, std::move(fds));
+  }
+  successor.send_lent(protocol::HandoverEnd{items.size() + 1, handover_->closed}, {});
+}
+
+void Daemon::handover_taken(ControlSession& successor, std::uint64_t records) {
+  if (!handover_ || handover_->to != &successor) {
+    successor.fail(protocol::ErrorCode::bad_frame, "TAKEN without a hand-over to this session");
+    return;
+  }
+  if (records != handover_->items.size() + 1) {
+    // Its session closes, and with it the hand-over: everything is served here again.
+    successor.fail(protocol::ErrorCode::bad_frame,
+                   fmt::format("TAKEN {} of {} records", records, handover_->items.size() + 1));
+    return;
+  }
+  const std::size_t n = handover_->items.size();
+  handover_.reset();  // our copies close: the successor has its own
+  capacity_.fds_released(n);
+  listener_.give_up_path();  // the successor listens on the same socket file
+  handed_over_ = true;
+  spdlog::info("handed over the listener and {} connections to the successor (pid {}); exiting", n,
+               successor.peer().pid);
+  if (on_stopping_) on_stopping_();
+  stop_now();
+}
+
+// The successor's session ended before TAKEN: serve everything again, as before.
+void Daemon::handover_failed() {
+  HandingOver failed = std::move(*handover_);
+  handover_.reset();
+  std::size_t lost = 0;
+  for (HandoverItem& item : failed.items) {
+    Pool* pool = pool_for(item.record.pool, item.record.uid);
+    if (pool == nullptr || !pool->adopt(item)) {
+      item.fd.reset();
+      ++lost;
+    }
+  }
+  for (const auto& c : failed.closed) {
+    if (Pool* pool = pool_for(c.pool, c.uid)) pool->deliver(protocol::CloseRecord{c.id, c.reason});
+  }
+  if (lost != 0) {
+    capacity_.fds_released(lost);
+    spdlog::error("{} connections could not be parked again after the failed hand-over; closed", lost);
+  }
+  spdlog::warn("the successor went away before taking everything over: serving the listener and {} connections "
+               "again", failed.items.size() - lost);
+  listener_.resume();
+  credit_dirty_ = true;
+}
+
+void Daemon::adopt_handover(std::vector<HandoverItem> items, std::vector<protocol::HandoverClosed> closed) {
+  capacity_.fds_arrived(0, items.size());
+  std::size_t parked = 0, held = 0, refused = 0;
+  for (HandoverItem& item : items) {
+    Pool* pool = pool_for(item.record.pool, item.record.uid);
+    bool is_parked = item.record.kind == protocol::HandoverKind::parked;
+    if (pool == nullptr || !pool->adopt(item)) {
+      item.fd.reset();
+      ++refused;
+      continue;
+    }
+    ++(is_parked ? parked : held);
+  }
+  for (const auto& c : closed) {
+    if (Pool* pool = pool_for(c.pool, c.uid)) pool->deliver(protocol::CloseRecord{c.id, c.reason});
+  }
+  if (refused != 0) {
+    capacity_.fds_released(refused);
+    spdlog::error("took over {} connections this parker could not keep (limits lower than its predecessor's); "
+                  "closed", refused);
+  }
+  spdlog::info("took over {} parked and {} held connections and {} CLOSED records", parked, held, closed.size());
+}
+
+}  // namespace parker::daemon
