@@ -312,7 +312,7 @@ void Parking::park_one(Connection& conn, bool handover) {
   if (parker::Error e = client_->park(d.detached->fd, id, as_chars(blob), options); e.failed()) {
     ++server_.stats().parking.park_failures_total;
     spdlog::debug("client {}: not parked: {}", id, parker::describe(e));
-    AdoptResult back = server_.adopt_connection(std::move(d.detached->fd), blob, stand_in.get());
+    AdoptResult back = server_.adopt_connection(d.detached->fd, blob, stand_in.get());
     if (back.connection == nullptr) {
       spdlog::warn("client {}: cannot serve it again after a failed park ({}); closing it", id, back.error);
       if (stand_in) server_.pubsub().rebind(stand_in->channels(), stand_in->patterns(), stand_in.get(), nullptr);
@@ -409,11 +409,11 @@ Connection* Parking::restore(parker::UniqueFd fd, std::span<const std::byte> blo
   }
   unlisted_.erase(id);
   update_gauge();
-  AdoptResult r = server_.adopt_connection(std::move(fd), blob, stand_in.get());
+  AdoptResult r = server_.adopt_connection(fd, blob, stand_in.get());
   if (r.connection == nullptr) {
     spdlog::warn("client {}: cannot restore its session ({}); closing it", id, r.error);
     if (stand_in) server_.pubsub().rebind(stand_in->channels(), stand_in->patterns(), stand_in.get(), nullptr);
-    return nullptr;  // r.fd closes the socket
+    return nullptr;  // `fd` closes the socket
   }
   if (stand_in) {
     if (stand_in->over_limit()) {

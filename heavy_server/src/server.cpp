@@ -235,12 +235,11 @@ DetachResult Server::detach_connection(std::uint64_t client_id, PubSubSink* stan
   return {std::move(d), {}};
 }
 
-AdoptResult Server::adopt_connection(parker::UniqueFd fd, std::span<const std::byte> blob, PubSubSink* stand_in) {
+AdoptResult Server::adopt_connection(parker::UniqueFd& fd, std::span<const std::byte> blob, PubSubSink* stand_in) {
   AdoptResult r;
   auto fail = [&](std::string_view why) {
-    r.fd = std::move(fd);
     r.error = why;
-    return std::move(r);
+    return r;
   };
   if (stopping_) return fail("shutting down");
   SessionDecodeResult decoded = decode_session(blob);

@@ -61,8 +61,7 @@ struct DetachResult {
 
 struct AdoptResult {
   Connection* connection = nullptr;  // served from now on
-  parker::UniqueFd fd;               // on failure the socket is given back, still open
-  std::string_view error;
+  std::string_view error;            // why not (the fd is then still the caller's)
 };
 
 class Server {
@@ -97,9 +96,9 @@ class Server {
   [[nodiscard]] DetachResult detach_connection(std::uint64_t client_id, PubSubSink* stand_in = nullptr,
                                                std::size_t max_blob = SIZE_MAX, bool any_moment = false);
   // Serves `fd` again with the session in `blob`; subscriptions held by `stand_in` (if any) move
-  // back to the connection, the others are subscribed afresh. A bad blob or a failure gives the fd
-  // back (and changes nothing).
-  [[nodiscard]] AdoptResult adopt_connection(parker::UniqueFd fd, std::span<const std::byte> blob,
+  // back to the connection, the others are subscribed afresh. Takes `fd` only on success: a bad
+  // blob or a failure leaves it with the caller, still open (and changes nothing).
+  [[nodiscard]] AdoptResult adopt_connection(parker::UniqueFd& fd, std::span<const std::byte> blob,
                                              PubSubSink* stand_in = nullptr);
   template <class F>
   void for_each_connection(F&& f) {
