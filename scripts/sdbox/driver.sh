@@ -59,7 +59,7 @@ check "the successor answers on the same socket" grep -q '^parker_fd_budget ' /t
 echo "== heavy_server.service parks a real client with parker"
 systemctl start heavy_server
 python3 /sdbox/heavy_check.py
-check "a client parked, woken, and kept across systemctl restart heavy_server" test $? = 0
+check "a client parked, woken, kept across systemctl restart heavy_server and across systemctl reload parker" test $? = 0
 
 echo "== parker killed: Restart=on-failure, the socket stays"
 kill -KILL "$(prop parker MainPID)"
