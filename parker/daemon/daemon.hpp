@@ -23,6 +23,7 @@
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "capacity.hpp"
@@ -75,9 +76,6 @@ class Daemon final : private CoreRegistry {
   // The successor's side of a hand-over (take_over.hpp): what it received, parked and held
   // here. Call after start(), before run().
   void adopt_handover(std::vector<HandoverItem> items, std::vector<protocol::HandoverClosed> closed);
-  // The predecessor's side: true once everything went to a successor (the exit is then 0 and
-  // the socket file stays, for the successor).
-  [[nodiscard]] bool handed_over() const noexcept { return handed_over_; }
   // For status lines (sd_notify STATUS=).
   [[nodiscard]] const Counters& counters() const noexcept { return counters_; }
   [[nodiscard]] std::size_t parked_total() const noexcept { return totals_.parked; }
@@ -106,6 +104,10 @@ class Daemon final : private CoreRegistry {
   void hand_over(ControlSession& successor, std::uint32_t room) override;    // handover.cpp
   void handover_taken(ControlSession& successor, std::uint64_t records) override;
   void handover_failed();
+  // Parks or holds each item in its pool (created as needed); fds that cannot be kept are
+  // closed. Returns how many were parked and how many held.
+  std::pair<std::size_t, std::size_t> adopt_items(std::vector<HandoverItem>& items,
+                                                  const std::vector<protocol::HandoverClosed>& closed);
 
   void new_session(UniqueFd fd);
   [[nodiscard]] bool peer_allowed(uid_t uid, gid_t gid) const;
@@ -157,7 +159,6 @@ class Daemon final : private CoreRegistry {
     std::vector<protocol::HandoverClosed> closed;
   };
   std::optional<HandingOver> handover_;
-  bool handed_over_ = false;
   bool listener_taken_over_ = false;
 
   CoreTotals totals_;  // parked, held, blob bytes; `stopping` once shutdown began

@@ -25,7 +25,10 @@ void Daemon::hand_over(ControlSession& successor, std::uint32_t room) {
     successor.fail(protocol::ErrorCode::shutting_down, "this parker is already stopping or handing over");
     return;
   }
-  const std::size_t total = 1 + totals_.parked + totals_.held;
+  // What owner sessions have pending comes back to the pools when they are ended below:
+  // their load bounds it.
+  std::size_t total = 1 + totals_.parked + totals_.held;
+  for (ControlSession* s : sessions_) total += s->load();
   if (room < total) {
     successor.fail(protocol::ErrorCode::not_allowed,
                    fmt::format("the successor has room for {} fds; {} are to be handed over", room, total));
@@ -75,44 +78,18 @@ void Daemon::handover_taken(ControlSession& successor, std::uint64_t records) {
   handover_.reset();  // our copies close: the successor has its own
   capacity_.fds_released(n);
   listener_.give_up_path();  // the successor listens on the same socket file
-  handed_over_ = true;
   spdlog::info("handed over the listener and {} connections to the successor (pid {}); exiting", n,
                successor.peer().pid);
   if (on_stopping_) on_stopping_();
   stop_now();
 }
 
-// The successor's session ended before TAKEN: serve everything again, as before.
-void Daemon::handover_failed() {
-  HandingOver failed = std::move(*handover_);
-  handover_.reset();
-  std::size_t lost = 0;
-  for (HandoverItem& item : failed.items) {
-    Pool* pool = pool_for(item.record.pool, item.record.uid);
-    if (pool == nullptr || !pool->adopt(item)) {
-      item.fd.reset();
-      ++lost;
-    }
-  }
-  for (const auto& c : failed.closed) {
-    if (Pool* pool = pool_for(c.pool, c.uid)) pool->deliver(protocol::CloseRecord{c.id, c.reason});
-  }
-  if (lost != 0) {
-    capacity_.fds_released(lost);
-    spdlog::error("{} connections could not be parked again after the failed hand-over; closed", lost);
-  }
-  spdlog::warn("the successor went away before taking everything over: serving the listener and {} connections "
-               "again", failed.items.size() - lost);
-  listener_.resume();
-  credit_dirty_ = true;
-}
-
-void Daemon::adopt_handover(std::vector<HandoverItem> items, std::vector<protocol::HandoverClosed> closed) {
-  capacity_.fds_arrived(0, items.size());
+std::pair<std::size_t, std::size_t> Daemon::adopt_items(std::vector<HandoverItem>& items,
+                                                        const std::vector<protocol::HandoverClosed>& closed) {
   std::size_t parked = 0, held = 0, refused = 0;
   for (HandoverItem& item : items) {
     Pool* pool = pool_for(item.record.pool, item.record.uid);
-    bool is_parked = item.record.kind == protocol::HandoverKind::parked;
+    const bool is_parked = item.record.kind == protocol::HandoverKind::parked;
     if (pool == nullptr || !pool->adopt(item)) {
       item.fd.reset();
       ++refused;
@@ -125,9 +102,26 @@ void Daemon::adopt_handover(std::vector<HandoverItem> items, std::vector<protoco
   }
   if (refused != 0) {
     capacity_.fds_released(refused);
-    spdlog::error("took over {} connections this parker could not keep (limits lower than its predecessor's); "
+    spdlog::error("{} handed-over connections could not be parked or held here (limits, pool of another uid); "
                   "closed", refused);
   }
+  return {parked, held};
+}
+
+// The successor's session ended before TAKEN: serve everything again, as before.
+void Daemon::handover_failed() {
+  HandingOver failed = std::move(*handover_);
+  handover_.reset();
+  auto [parked, held] = adopt_items(failed.items, failed.closed);
+  spdlog::warn("the successor went away before taking everything over: serving the listener, {} parked and {} held "
+               "again", parked, held);
+  listener_.resume();
+  credit_dirty_ = true;
+}
+
+void Daemon::adopt_handover(std::vector<HandoverItem> items, std::vector<protocol::HandoverClosed> closed) {
+  capacity_.fds_arrived(0, items.size());
+  auto [parked, held] = adopt_items(items, closed);
   spdlog::info("took over {} parked and {} held connections and {} CLOSED records", parked, held, closed.size());
 }
 
