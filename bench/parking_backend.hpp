@@ -16,10 +16,12 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <string>
 
 #include "config.hpp"
+#include "processes.hpp"
 
 namespace parker::bench {
 
@@ -49,10 +51,25 @@ class ParkingBackend {
 // 1.1 — to compare the two versions with the same owner code.
 enum class ParkerOwner { client, client_1_0, raw_1_0, raw_1_1 };
 
+// Parker's backend with the daemon in reach, for a scenario that acts on parker itself
+// (handover: a successor takes the socket over, and is then the daemon the backend stops).
+class ParkerDaemonBackend : public ParkingBackend {
+ public:
+  // parker's socket (valid once started).
+  [[nodiscard]] virtual std::filesystem::path daemon_socket() const = 0;
+  // From now on `successor` is the daemon stop() stops; returns the process it was.
+  [[nodiscard]] virtual ChildProcess replace_daemon(ChildProcess successor) = 0;
+  // Connections the probe server still holds itself: waiting for credit, or (1.1) parked and
+  // not yet confirmed. 0 once parker has everything.
+  [[nodiscard]] virtual std::uint64_t in_hand() const = 0;
+};
+
 // Parker itself (parking_backend_parker.cpp), named "parker" (client), "parker-client-1.0",
 // "parker-raw-1.0" or "parker-raw-1.1". Returns nullptr and sets `why` while it cannot run (parker or its
 // client library not built).
 [[nodiscard]] std::unique_ptr<ParkingBackend> make_parker_backend(const Config& config, std::string& why,
                                                                   ParkerOwner owner = ParkerOwner::client);
+[[nodiscard]] std::unique_ptr<ParkerDaemonBackend> make_parker_daemon_backend(const Config& config, std::string& why,
+                                                                              ParkerOwner owner = ParkerOwner::client);
 
 }  // namespace parker::bench

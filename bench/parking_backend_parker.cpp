@@ -51,6 +51,7 @@ struct Shared {
   std::atomic<int> server_ready{0};
   std::atomic<int> server_failed{0};
   std::atomic<int> minor{-1};  // the protocol minor the session negotiated
+  std::atomic<std::uint64_t> in_hand{0};  // waiting for credit + parks not yet confirmed
 };
 
 bool serve(int fd) {
@@ -119,6 +120,7 @@ int probe_loop(Session& client, Connect connect, ProbeState& state, int park_lis
       shared->parked.fetch_add(unwritten, std::memory_order_acq_rel);
       unwritten = 0;
     }
+    shared->in_hand.store(waiting.size() + client.unconfirmed_parks(), std::memory_order_release);
     if (client.connected() && !ready_said) {
       shared->minor = client.protocol_minor();
       shared->server_ready = 1;
@@ -179,7 +181,7 @@ int probe_server_main(ParkerOwner owner, int park_listener, int live_listener, c
   return probe_loop(session, [&] { return session.connect(socket, "bench"); }, state, park_listener, live_listener);
 }
 
-class ParkerBackend final : public ParkingBackend {
+class ParkerBackend final : public ParkerDaemonBackend {
  public:
   explicit ParkerBackend(ParkerOwner owner) : owner_(owner) {
     void* memory = ::mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -206,6 +208,7 @@ class ParkerBackend final : public ParkingBackend {
     shared_->server_ready = 0;
     shared_->server_failed = 0;
     shared_->minor = -1;
+    shared_->in_hand = 0;
     dir_ = std::make_unique<ScratchDir>();
     daemon_ = start_parker(config, *dir_, name() == "parker" ? "bench-parker" : "bench-" + name());
     UniqueFd park = listen_tcp("127.0.0.1", 0);
@@ -246,6 +249,13 @@ class ParkerBackend final : public ParkingBackend {
   pid_t watcher_pid() const override { return daemon_.pid(); }
   pid_t server_pid() const override { return server_.pid(); }
 
+  std::filesystem::path daemon_socket() const override { return daemon_.socket; }
+  ChildProcess replace_daemon(ChildProcess successor) override {
+    std::swap(daemon_.process, successor);
+    return successor;
+  }
+  std::uint64_t in_hand() const override { return shared_->in_hand.load(std::memory_order_acquire); }
+
  private:
   ParkerOwner owner_;
   Shared* shared_ = nullptr;
@@ -260,6 +270,11 @@ class ParkerBackend final : public ParkingBackend {
 #endif
 
 std::unique_ptr<ParkingBackend> make_parker_backend(const Config& config, std::string& why, ParkerOwner owner) {
+  return make_parker_daemon_backend(config, why, owner);
+}
+
+std::unique_ptr<ParkerDaemonBackend> make_parker_daemon_backend(const Config& config, std::string& why,
+                                                                ParkerOwner owner) {
   if (!std::filesystem::exists(config.program("parker"))) {
     why = "parker not built (no " + config.program("parker").string() + ")";
     return nullptr;

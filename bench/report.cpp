@@ -93,6 +93,7 @@ std::string format_value(double value, const std::string& unit) {
   }
   if (unit == "x") return fmt::format("{:.2f}×", value);
   if (unit == "s") return fmt::format("{:.3f} s", value);
+  if (unit == "ms") return fmt::format("{:.1f} ms", value);
   if (unit == "%") return fmt::format("{:.2f} %", value);
   if (unit == "count") return fmt::format("{:.0f}", value);
   return fmt::format("{:.4g}", value);

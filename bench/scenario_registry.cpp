@@ -25,6 +25,8 @@ const std::vector<Scenario>& all_scenarios() {
        run_ack_cost},
       {"restart", "heavy_server graceful restart with N connections, 10% busy: time to restart, clients dropped",
        run_restart},
+      {"handover", "parker hands N parked connections to a successor (--take-over): time, clients waiting, none lost",
+       run_handover},
   };
   return table;
 }

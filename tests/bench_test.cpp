@@ -65,7 +65,7 @@ TEST_CASE("a quick run writes results.json, results.csv and plots, and leaves no
   CHECK(json.find("\n  \"scenarios\": [") != std::string::npos);
   CHECK(json.find("\"rlimit_nofile_soft\"") != std::string::npos);
   for (const char* name : {"fd_passing_raw", "park_wake_throughput", "idle_scale", "wake_latency",
-                           "proxy_nutcracker", "idle_cost", "server_speed", "ack_cost"}) {
+                           "proxy_nutcracker", "idle_cost", "server_speed", "ack_cost", "handover"}) {
     INFO(name);
     CHECK(json.find(std::string("\"name\": \"") + name + "\"") != std::string::npos);
   }
@@ -78,9 +78,18 @@ TEST_CASE("a quick run writes results.json, results.csv and plots, and leaves no
   for (const char* metric : {"parker_vs_minimal_p50", "parked_per_second", "woken_per_second",
                              "parker_bytes_per_parked_conn", "heavy_server_saved_per_conn",
                              // ack_cost: 1.0 sessions (the bench's raw owner) against 1.1 ones
-                             "park_v11_vs_v10", "wake_v11_vs_v10", "cpu_v11_vs_v10", "parked_p50_v11_vs_v10"}) {
+                             "park_v11_vs_v10", "wake_v11_vs_v10", "cpu_v11_vs_v10", "parked_p50_v11_vs_v10",
+                             // handover: a successor parker took everything over (parker --take-over)
+                             "handover_ms", "handover_served_ms", "handover_lost"}) {
     INFO(metric);
     CHECK(json.find(std::string("\"metric\": \"") + metric + "\"") != std::string::npos);
+  }
+
+  // handover: after every take-over the successor held every connection (a count, not a time).
+  if (auto lost = json.find("\"metric\": \"handover_lost\""); lost != std::string::npos) {
+    auto max = json.find("\"max\": ", lost);
+    REQUIRE(max != std::string::npos);
+    CHECK(json.substr(max, 10) == "\"max\": 0,\n");
   }
 
   std::string csv = read_text(fs::path(out) / "results.csv");
