@@ -94,6 +94,9 @@ TEST_CASE("1.1: PARKED confirms parks in order and the library lets go of its co
     s.fake.send(protocol::Parked{4});
     REQUIRE(run_until(s.client, &s.fake, [&] { return s.recorder.parked.size() == 4; }));
     CHECK(s.client.unconfirmed_parks() == 6);
+    // The confirmed copies close at the next flush, after what it sends (parker is not kept
+    // waiting for our closes before the next PARK frame).
+    s.client.flush();
     CHECK(open_fd_count() == before - 4);
     // A refusal on the way: the program gets the fd back once, the library's copy closes.
     s.fake.send(protocol::Rejected{{{7, protocol::RejectReason::quota_owner, "b7"}}}, {peers[0].get()});

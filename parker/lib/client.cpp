@@ -96,6 +96,7 @@ void Client::disconnect(Error why, Ending ending) {
 // requests go, and the socket closes (its poller let go first).
 std::vector<RejectedPark> Client::drop_connection(Ending ending) {
   std::vector<RejectedPark> returned = take_unsent_parks(ending);
+  confirmed_copies_.clear();  // parker confirmed them: ours only close
   queued_recalls_.clear();
   queued_drops_.clear();
   if (loop_ != nullptr && socket_) loop_->unwatch(socket_.get());

@@ -141,8 +141,11 @@ void Client::handle_parked(const protocol::Parked& parked) {
   std::vector<std::uint64_t> confirmed;
   while (!unconfirmed_.empty() && unconfirmed_.front().seq <= parked.parks) {
     confirmed.push_back(unconfirmed_.front().id);
-    unconfirmed_.pop_front();  // parker has it: our copy closes
+    // Parker has it: our copy closes at the next flush, after the parks it lets us send.
+    confirmed_copies_.push_back(std::move(unconfirmed_.front().fd));
+    unconfirmed_.pop_front();
   }
+  if (loop_ != nullptr && !confirmed.empty()) loop_->flush_needed();
   for (std::uint64_t id : confirmed) {
     if (!callbacks_.on_parked || generation_ != generation) return;
     callbacks_.on_parked(id);

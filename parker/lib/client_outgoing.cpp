@@ -12,7 +12,10 @@ constexpr std::size_t kMaxIdsPerFrame = (protocol::kMaxFrameBody - 4) / 8;
 }  // namespace
 
 void Client::flush() {
-  if (!socket_) return;
+  if (!socket_) {
+    confirmed_copies_.clear();
+    return;
+  }
   // The ACK goes first: a connection re-parked below must not still be unacknowledged.
   encode_ack();
   if (inventory_wanted_) {
@@ -25,6 +28,7 @@ void Client::flush() {
   encode_ids(protocol::MessageType::recall, queued_recalls_);
   encode_ids(protocol::MessageType::drop, queued_drops_);
   write_out();
+  confirmed_copies_.clear();  // parker's since PARKED: closed now that it has our next frames
 }
 
 void Client::encode_ack() {

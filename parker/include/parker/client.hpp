@@ -24,7 +24,8 @@
 //   * A park is confirmed by parker (on_parked). Until then the library keeps its own copy
 //     of the fd and the blob; if the session ends first because parker ended it or died,
 //     the park comes back through on_rejected (reason empty) — nothing is lost with parker.
-//     unconfirmed_parks() counts what is still waiting.
+//     unconfirmed_parks() counts what is still waiting. (The library's copy of a confirmed
+//     park closes at the next flush(), after the frames that flush sends.)
 //   * A wake is acknowledged to parker after on_wake returns (batched, at the next flush);
 //     until then parker keeps its own copy, so an owner that dies holding wakes loses none:
 //     parker hands them to another session of the pool, or holds them for the next one.
@@ -340,6 +341,11 @@ class Client {
 
   // 1.1 state of the current session.
   std::deque<UnconfirmedPark> unconfirmed_;
+  // Our copies of parks parker has confirmed, closed at the next flush() once what is queued
+  // has been written: PARKED and the CREDIT that lets us park more arrive in the same read,
+  // and closing a batch of copies first (about a microsecond each) would keep parker waiting
+  // for the next PARK frame. They are parker's already; we only let go later.
+  std::vector<UniqueFd> confirmed_copies_;
   std::uint64_t parks_sent_ = 0;      // park records framed on this session
   std::uint64_t wakes_received_ = 0;  // WAKE records received on this session
   std::uint64_t acknowledged_ = 0;    // what the program has adopted
