@@ -1,7 +1,9 @@
 // (2) Park and wake throughput through parker: connections parked per second and woken
-// per second end to end (owner -> parker -> owner), batched, against the fd-passing floor
-// (a minimal sendmsg/recvmsg loop, fd_pass_methods.hpp) measured in the same run, the two
-// interleaved repetition by repetition.
+// per second end to end (owner -> parker -> owner), batched, against two floors measured in
+// the same run, interleaved repetition by repetition: the fd-passing floor (a minimal
+// sendmsg/recvmsg loop, fd_pass_methods.hpp) and the minimal parker's cycle (issue 13:
+// recvmsg + epoll_ctl ADD to park, epoll_ctl DEL + sendmsg to wake, minimal_cycle.hpp) on the
+// same connections.
 //
 // An owner process (parker::Client, its own poll loop) holds M idle loopback connections
 // (IdleClients) and runs the park/wake cycle of owner_cycle.hpp on the harness's request:
@@ -24,6 +26,7 @@
 #include "servers.hpp"
 
 #if defined(BENCH_HAVE_PARKER_CLIENT)
+#include "minimal_cycle.hpp"
 #include "owner_cycle.hpp"
 #endif
 
@@ -33,8 +36,11 @@ namespace parker::bench {
 namespace {
 
 constexpr std::size_t kBatches[] = {1, 8, 64, 253};
+// OwnerControl::session: which cycle the owner runs.
+constexpr int kThroughParker = 0;
+constexpr int kThroughMinimal = 1;
 
-int owner_main(int listener, std::size_t m, const std::string& socket, OwnerControl* control) {
+int owner_main(int listener, std::size_t m, const std::string& socket, int minimal, OwnerControl* control) {
   std::vector<UniqueFd> held;
   if (!accept_connections(listener, m, held, control)) return 3;
   CycleSink sink;
@@ -53,7 +59,11 @@ int owner_main(int listener, std::size_t m, const std::string& socket, OwnerCont
       continue;
     }
     seen = control->request.load();
-    park_wake_cycle(client, sink, held, control->batch.load(), seen * 1'000'000, control);
+    if (control->session.load() == kThroughMinimal) {
+      minimal_cycle(minimal, held, control->batch.load(), control);
+    } else {
+      park_wake_cycle(client, sink, held, control->batch.load(), seen * 1'000'000, control);
+    }
     control->done = seen;
   }
 }
@@ -89,7 +99,10 @@ void run_park_wake_throughput(const Config& config, ScenarioReport& report) {
   const std::uint16_t port = local_port(listener.get());
   const int l = listener.get();
   const std::string socket = parker.socket.string();
-  ChildProcess owner = ChildProcess::fork_function([=] { return owner_main(l, m, socket, shared); }, {l});
+  MinimalWatcher minimal;  // the owner runs the minimal parker's cycle through it
+  const int watcher = minimal.socket();
+  ChildProcess owner =
+      ChildProcess::fork_function([=] { return owner_main(l, m, socket, watcher, shared); }, {l, watcher});
   listener.reset();
   IdleClients idle;
   {
@@ -108,14 +121,25 @@ void run_park_wake_throughput(const Config& config, ScenarioReport& report) {
   UniqueFd floor_socket = connect_tcp("127.0.0.1", local_port(floor_listener.get()));
 
   std::map<std::size_t, std::vector<double>> parked, woken, floor, park_ratio, wake_ratio;
+  std::map<std::size_t, std::vector<double>> minimal_parked, minimal_woken, park_vs_minimal, wake_vs_minimal;
   std::uint64_t seq = 0;
   Progress progress("park_wake_throughput: cycles", std::size(kBatches) * static_cast<std::size_t>(reps));
+  report.param("minimal parker", "recvmsg + epoll_ctl ADD / epoll_ctl DEL + sendmsg, on the same connections");
   for (int rep = 0; rep < reps; ++rep) {
     for (std::size_t batch : kBatches) {
       double f = measure_fd_passing(FdPassMethod::floor, batch, m, floor_socket.get(), 60s);
-      run_owner_cycle(shared, owner, ++seq, batch, 0);
-      double p = static_cast<double>(m) / shared->park_seconds;
-      double w = static_cast<double>(m - 1) / shared->wake_seconds;
+      // parker and the minimal parker one after the other, who goes first alternating.
+      double p = 0, w = 0, pm = 0, wm = 0;
+      for (int turn = 0; turn < 2; ++turn) {
+        const int session = (turn + rep) % 2 == 0 ? kThroughParker : kThroughMinimal;
+        run_owner_cycle(shared, owner, ++seq, batch, session);
+        (session == kThroughParker ? p : pm) = static_cast<double>(m) / shared->park_seconds;
+        (session == kThroughParker ? w : wm) = static_cast<double>(m - 1) / shared->wake_seconds;
+      }
+      minimal_parked[batch].push_back(pm);
+      minimal_woken[batch].push_back(wm);
+      park_vs_minimal[batch].push_back(p / pm);
+      wake_vs_minimal[batch].push_back(w / wm);
       parked[batch].push_back(p);
       woken[batch].push_back(w);
       floor[batch].push_back(f);
@@ -125,9 +149,10 @@ void run_park_wake_throughput(const Config& config, ScenarioReport& report) {
     }
   }
   progress.finish();
-  PlotSpec plot{"park_wake_throughput.png", "park / wake throughput through parker vs the fd-passing floor",
+  PlotSpec plot{"park_wake_throughput.png", "park / wake throughput: parker, the minimal parker, the fd-passing floor",
                 "fds per message (batch)", "connections (fds) per second", true, true, "linespoints", "%.1s%c", {}};
   PlotSeries ps{"parked/s (parker)", {}}, ws{"woken/s (parker)", {}}, fs{"floor (sendmsg/recvmsg)", {}};
+  PlotSeries mps{"parked/s (minimal parker)", {}}, mws{"woken/s (minimal parker)", {}};
   for (std::size_t batch : kBatches) {
     const std::string b = std::to_string(batch);
     auto sp = report.add("parked_per_second", {{"batch", b}}, "fd/s", parked[batch]);
@@ -135,12 +160,18 @@ void run_park_wake_throughput(const Config& config, ScenarioReport& report) {
     auto sf = report.add("floor_fds_per_second", {{"batch", b}}, "fd/s", floor[batch]);
     report.add("park_vs_floor", {{"batch", b}}, "x", park_ratio[batch]);
     report.add("wake_vs_floor", {{"batch", b}}, "x", wake_ratio[batch]);
+    auto smp = report.add("minimal_parked_per_second", {{"batch", b}}, "fd/s", minimal_parked[batch]);
+    auto smw = report.add("minimal_woken_per_second", {{"batch", b}}, "fd/s", minimal_woken[batch]);
+    report.add("park_vs_minimal", {{"batch", b}}, "x", park_vs_minimal[batch]);
+    report.add("wake_vs_minimal", {{"batch", b}}, "x", wake_vs_minimal[batch]);
     double x = static_cast<double>(batch);
     ps.points.emplace_back(x, sp.median);
     ws.points.emplace_back(x, sw.median);
     fs.points.emplace_back(x, sf.median);
+    mps.points.emplace_back(x, smp.median);
+    mws.points.emplace_back(x, smw.median);
   }
-  plot.series = {ps, ws, fs};
+  plot.series = {ps, ws, mps, mws, fs};
   report.add_plot(std::move(plot));
   report.note("End to end: parked/s counts from the first park() until the recalled last connection "
               "is back (so every PARK frame was processed, plus one round trip); woken/s from queueing "
@@ -148,7 +179,9 @@ void run_park_wake_throughput(const Config& config, ScenarioReport& report) {
               "of an id never parked) is answered, so parker has also let go of its copies (1.1: on the "
               "owner's ACK). The client library negotiates 1.1; ack_cost compares with 1.0. The floor "
               "only moves fds between two processes; parker also keeps an index, an epoll registration "
-              "and a wake record per connection.");
+              "and a wake record per connection. The minimal parker (issue 13's floor) does what a parker "
+              "cannot avoid: park = recvmsg + epoll_ctl ADD, wake = epoll_ctl DEL + sendmsg, with no index, "
+              "records, credit or confirmations; park_vs_minimal / wake_vs_minimal divide by it per repetition.");
   owner.stop(1s);
   idle.close_all();
   parker.process.stop(2s);

@@ -80,7 +80,9 @@ TEST_CASE("a quick run writes results.json, results.csv and plots, and leaves no
                              // ack_cost: 1.0 sessions (the bench's raw owner) against 1.1 ones
                              "park_v11_vs_v10", "wake_v11_vs_v10", "cpu_v11_vs_v10", "parked_p50_v11_vs_v10",
                              // handover: a successor parker took everything over (parker --take-over)
-                             "handover_ms", "handover_served_ms", "handover_lost"}) {
+                             "handover_ms", "handover_served_ms", "handover_lost",
+                             // park_wake_throughput against the minimal parker's cycle (issue 13)
+                             "park_vs_minimal", "wake_vs_minimal"}) {
     INFO(metric);
     CHECK(json.find(std::string("\"metric\": \"") + metric + "\"") != std::string::npos);
   }
