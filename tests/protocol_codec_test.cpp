@@ -89,6 +89,17 @@ std::vector<Message> sample_messages() {
                                   {proto::HandoverKind::held, "web", 1000, 8, 1, 0, ""}}});
   m.emplace_back(proto::HandoverEnd{4, {{"web", 1000, 9, proto::CloseReason::deadline}}});
   m.emplace_back(proto::Taken{4});
+  // 1.1 write-through and keep-alive rules
+  m.emplace_back(proto::Write{{1}, "+x\r\n"});
+  m.emplace_back(proto::Write{{1, 2, ~std::uint64_t{0}}, binary_blob(70000)});
+  m.emplace_back(proto::WriteResult{1, 3, {}});
+  m.emplace_back(proto::WriteResult{~std::uint64_t{0}, 0, {7, 8}});
+  m.emplace_back(proto::KeepaliveRules{1, {}});
+  m.emplace_back(proto::KeepaliveRules{15, {{"*1\r\n$4\r\nPING\r\n", "+PONG\r\n"}, {"PING\r\n", ""},
+                                             {std::string(proto::kMaxKeepaliveRequest, 'r'), std::string(proto::kMaxKeepaliveReply, 'R')}}});
+  m.emplace_back(proto::Wake{{{1, proto::WakeReason::write_blocked, "b", "rest of a message"},
+                              {2, proto::WakeReason::readable, "", ""}}});  // WAKE_UNSENT
+  m.emplace_back(proto::Park{{{1, 0, static_cast<std::uint8_t>(proto::kWakeOnHangup | 0xf0), "s"}}});
   return m;
 }
 
@@ -152,7 +163,7 @@ bool text_type(MessageType t) { return t == MessageType::stats_reply || t == Mes
 
 TEST_CASE("every message type round-trips through encode and decode", "[protocol][codec]") {
   std::size_t types_seen = 0;
-  std::vector<bool> seen(std::variant_size_v<Message> + 1, false);
+  std::vector<bool> seen(static_cast<std::size_t>(MessageType::wake_unsent) + 1, false);
   for (const auto& message : sample_messages()) {
     INFO(name_of(message));
     Bytes frame = proto::encode(message);
@@ -169,7 +180,7 @@ TEST_CASE("every message type round-trips through encode and decode", "[protocol
     if (!seen[t]) ++types_seen;
     seen[t] = true;
   }
-  CHECK(types_seen == std::variant_size_v<Message>);
+  CHECK(types_seen == std::variant_size_v<Message> + 1);  // + WAKE_UNSENT, the other form of Wake
 }
 
 TEST_CASE("encode appends to what the buffer already holds", "[protocol][codec]") {
@@ -287,7 +298,7 @@ TEST_CASE("the largest allowed frame decodes", "[protocol][codec]") {
 }
 
 TEST_CASE("unknown message types are refused from the header alone", "[protocol][codec]") {
-  for (std::uint16_t type : {0, 26, 27, 0x100, 0xffff}) {
+  for (std::uint16_t type : {0, 30, 31, 0x100, 0xffff}) {
     INFO("type " << type);
     CHECK(error_of(raw_frame(type, 0, {}), 0) == DecodeError::unknown_type);
     CHECK(error_of(raw_frame(type, 0, {}, 100), 0) == DecodeError::unknown_type);  // body not there yet
@@ -365,7 +376,7 @@ TEST_CASE("enum and flag values v1 does not define are bad_value", "[protocol][c
   const auto hello = static_cast<std::uint16_t>(MessageType::hello);
 
   SECTION("wake reason") {
-    for (std::uint8_t reason : {0, 6, 0xff}) {
+    for (std::uint8_t reason : {0, 7, 0xff}) {
       CHECK(error_of(raw_frame(wake, 1, Body{}.u16(1).u64(1).u8(reason).u32(0).bytes), 1) == DecodeError::bad_value);
     }
     // A bad value in a later record, too.
@@ -373,7 +384,7 @@ TEST_CASE("enum and flag values v1 does not define are bad_value", "[protocol][c
     CHECK(error_of(raw_frame(wake, 2, body), 2) == DecodeError::bad_value);
   }
   SECTION("reject reason") {
-    for (std::uint16_t reason : {0, 9, 0xffff}) {
+    for (std::uint16_t reason : {0, 10, 0xffff}) {
       CHECK(error_of(raw_frame(rejected, 1, Body{}.u16(1).u64(1).u16(reason).u32(0).bytes), 1) == DecodeError::bad_value);
     }
   }
@@ -383,7 +394,7 @@ TEST_CASE("enum and flag values v1 does not define are bad_value", "[protocol][c
     }
   }
   SECTION("park flags") {
-    for (std::uint8_t flags : {0x04, 0x08, 0x80, 0xff}) {
+    for (std::uint8_t flags : {0x04, 0x08, 0x0c, 0xff}) {  // the high nibble is 1.1's rule set
       CHECK(error_of(raw_frame(park, 1, Body{}.u16(1).u64(1).u32(0).u8(flags).u32(0).bytes), 1) ==
             DecodeError::bad_value);
     }
@@ -419,9 +430,10 @@ TEST_CASE("every decode error and protocol value has a name", "[protocol][codec]
     CHECK(proto::to_string(static_cast<DecodeError>(e)) != "unknown");
   }
   for (int t = 1; t <= 14; ++t) CHECK(proto::to_string(static_cast<MessageType>(t)) != "unknown");
-  for (int r = 1; r <= 5; ++r) CHECK(proto::to_string(static_cast<proto::WakeReason>(r)) != "unknown");
+  for (int t = 15; t <= 29; ++t) CHECK(proto::to_string(static_cast<MessageType>(t)) != "unknown");
+  for (int r = 1; r <= 6; ++r) CHECK(proto::to_string(static_cast<proto::WakeReason>(r)) != "unknown");
   for (int r = 1; r <= 6; ++r) CHECK(proto::to_string(static_cast<proto::CloseReason>(r)) != "unknown");
-  for (int r = 1; r <= 8; ++r) CHECK(proto::to_string(static_cast<proto::RejectReason>(r)) != "unknown");
+  for (int r = 1; r <= 9; ++r) CHECK(proto::to_string(static_cast<proto::RejectReason>(r)) != "unknown");
   for (int c = 1; c <= 10; ++c) CHECK(proto::to_string(static_cast<proto::ErrorCode>(c)) != "unknown");
   CHECK(proto::to_string(static_cast<MessageType>(99)) == "unknown");
 }
@@ -463,7 +475,7 @@ TEST_CASE("HANDOVER: bad kinds, pools and flags are malformed", "[protocol][code
            {K::listener, "web", 0, 0, 0, 0, ""},       // a listener belongs to no pool
            {K::parked, "", 0, 1, 0, 0, ""},            // a connection belongs to one
            {K::parked, "bad pool!", 0, 1, 0, 0, ""},   // not a pool name
-           {K::parked, "web", 0, 1, 0x80, 0, ""},      // unknown park flag
+           {K::parked, "web", 0, 1, 0x04, 0, ""},      // unknown park flag (0xf0 is the 1.1 rule set)
            {K::held, "web", 0, 1, 9, 0, ""},           // unknown wake reason
            {static_cast<K>(4), "web", 0, 1, 0, 0, ""}}) {
     Bytes frame = proto::encode(proto::Handover{{r}});
@@ -471,4 +483,27 @@ TEST_CASE("HANDOVER: bad kinds, pools and flags are malformed", "[protocol][code
     CHECK(d.status == DecodeStatus::error);
     CHECK(d.error == DecodeError::bad_value);
   }
+}
+
+TEST_CASE("WRITE and KEEPALIVE_RULES out of their bounds are malformed", "[protocol][codec]") {
+  const auto write = static_cast<std::uint16_t>(MessageType::write);
+  const auto rules = static_cast<std::uint16_t>(MessageType::keepalive_rules);
+  // No ids; an empty payload; a payload over 1 MiB.
+  CHECK(error_of(raw_frame(write, 0, Body{}.u32(0).u32(1).str("x").bytes), 0) == DecodeError::record_count);
+  CHECK(error_of(raw_frame(write, 0, Body{}.u32(1).u64(1).u32(0).bytes), 0) == DecodeError::bad_value);
+  CHECK(error_of(raw_frame(write, 0, Body{}.u32(1).u64(1).u32(proto::kMaxWritePayload + 1).bytes), 0) ==
+        DecodeError::bad_value);
+  // Set 0 and 16; an empty request; a request or reply too long; nine rules.
+  CHECK(error_of(raw_frame(rules, 0, Body{}.u8(0).u8(0).bytes), 0) == DecodeError::bad_value);
+  CHECK(error_of(raw_frame(rules, 0, Body{}.u8(16).u8(0).bytes), 0) == DecodeError::bad_value);
+  CHECK(error_of(raw_frame(rules, 0, Body{}.u8(1).u8(1).u8(0).u16(0).bytes), 0) == DecodeError::bad_value);
+  auto long_request = Body{}.u8(1).u8(1).u8(65).str(std::string(65, 'r')).u16(0).bytes;
+  CHECK(error_of(raw_frame(rules, 0, long_request), 0) == DecodeError::bad_value);
+  auto long_reply = Body{}.u8(1).u8(1).u8(1).str("r").u16(513).str(std::string(513, 'R')).bytes;
+  CHECK(error_of(raw_frame(rules, 0, long_reply), 0) == DecodeError::bad_value);
+  CHECK(error_of(raw_frame(rules, 0, Body{}.u8(1).u8(9).bytes), 0) == DecodeError::record_count);
+  // WAKE_UNSENT carries fds like WAKE, and its records their unsent bytes.
+  const auto unsent = static_cast<std::uint16_t>(MessageType::wake_unsent);
+  CHECK(error_of(raw_frame(unsent, 1, Body{}.u16(1).u64(1).u8(6).u32(0).bytes), 1) == DecodeError::truncated_body);
+  CHECK(error_of(raw_frame(unsent, 2, Body{}.u16(1).u64(1).u8(6).u32(0).u32(0).bytes), 2) == DecodeError::record_count);
 }

@@ -260,7 +260,8 @@ void ControlSession::on_message(protocol::Park& m, std::vector<UniqueFd>& fds) {
       // The owner may park again a connection whose WAKE it has not acknowledged yet: it
       // holds it, so parker's old copy is no longer needed (and must not be handed out).
       if (unacked_held_ != 0) release_unacked_id(m.records[i].id);
-      reason = pool_->park(m.records[i], fds[i]);
+      reason = check_keepalive_set(m.records[i]);
+      if (!reason) reason = pool_->park(m.records[i], fds[i]);
     }
     if (reason) {
       rejected.records.push_back({m.records[i].id, *reason, std::move(m.records[i].blob)});

@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -112,6 +113,11 @@ class ControlSession {
   void on_message(protocol::CreditReturn& m, std::vector<UniqueFd>& fds);
   void on_message(protocol::TakeOver& m, std::vector<UniqueFd>& fds);
   void on_message(protocol::Taken& m, std::vector<UniqueFd>& fds);
+  // 1.1 write-through and keep-alive rules (control_session_writes.cpp)
+  void on_message(protocol::Write& m, std::vector<UniqueFd>& fds);
+  void on_message(protocol::KeepaliveRules& m, std::vector<UniqueFd>& fds);
+  // The reason a park record's keep-alive rule set refuses it, if any.
+  [[nodiscard]] std::optional<protocol::RejectReason> check_keepalive_set(const protocol::ParkRecord& record) const;
   template <class Other>
   void on_message(Other& m, std::vector<UniqueFd>& fds);  // not for parker: bad_frame
   [[nodiscard]] bool require_owner(std::string_view what);
@@ -170,6 +176,9 @@ class ControlSession {
   std::vector<std::uint64_t> inventory_;
   std::size_t inventory_next_ = 0;
   bool inventory_active_ = false;
+
+  // 1.1: WRITE frames of this session, numbered as they arrive (WRITE_RESULT names them).
+  std::uint64_t writes_handled_ = 0;
 
   bool leaving_ = false;  // the owner said GOODBYE
   int poll_events_ = 0;

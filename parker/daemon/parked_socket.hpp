@@ -33,7 +33,8 @@ struct ParkedSocket {
 
   std::uint64_t id;
   std::uint64_t deadline : 48 = 0;  // uv_now() milliseconds (ample for 8,000 years); 0 = none
-  std::uint64_t flags : 8 = 0;
+  std::uint64_t flags : 8 = 0;      // park flags; the high nibble is the keep-alive rule set
+  std::uint64_t partial : 1 = 0;    // a keep-alive request is partly there (see Pool::keepalive)
   std::unique_ptr<std::byte[]> blob;  // [u32 size][size bytes]; null when empty
   Pool* pool;
   std::uint32_t index = 0xffffffffu; // position in the deadline heap, or kNotInHeap

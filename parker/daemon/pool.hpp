@@ -19,9 +19,12 @@
 #include <deque>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "core_context.hpp"
+#include "keepalive_rules.hpp"
 #include "parked_socket.hpp"
 #include "parker/protocol.hpp"
 #include "parker/unique_fd.hpp"
@@ -54,6 +57,13 @@ class Pool {
   bool recall(std::uint64_t id);
   // DROP: closes the connection. False when `id` is not parked.
   bool drop(std::uint64_t id);
+  // 1.1 WRITE to one id (write_through.hpp): writes what the socket takes; if it cannot take
+  // it all, wakes the connection (write_blocked) with the rest as the record's `unsent`.
+  // False, with nothing written, when `id` is not parked.
+  bool write(std::uint64_t id, std::string_view payload);
+  // 1.1 KEEPALIVE_RULES (keepalive_rules.hpp): the pool's rule sets, shared by its sessions.
+  void declare_rules(std::uint8_t set, std::vector<protocol::KeepaliveRule> rules);
+  [[nodiscard]] bool has_rules(std::uint8_t set) const noexcept { return keepalive_.has(set); }
   // 1.1: parker ended a session before its owner learnt that this park was accepted; the
   // owner kept its own copy and takes the connection back, so parker's goes (no CLOSED).
   // False when `id` is no longer parked.
@@ -85,10 +95,15 @@ class Pool {
   void socket_event(ParkedSocket& socket, bool error);
 
  private:
-  void wake(ParkedSocket& socket, protocol::WakeReason reason);
+  void wake(ParkedSocket& socket, protocol::WakeReason reason, std::string_view unsent = {});
+  // A readable socket with a keep-alive rule set: true when the rules dealt with it (a
+  // request answered, or a partial one waiting), false when it must be woken.
+  [[nodiscard]] bool keepalive(ParkedSocket& socket);
+  void end_partial_wait(ParkedSocket& socket);
   void close_socket(ParkedSocket& socket, protocol::CloseReason reason);
   [[nodiscard]] UniqueFd retire(ParkedSocket& socket);
-  [[nodiscard]] ControlSession* least_loaded_session();
+  // `minor_1`: only sessions of protocol 1.1 (a wake with unsent bytes cannot go to 1.0).
+  [[nodiscard]] ControlSession* least_loaded_session(bool minor_1 = false);
   void close_held_wake(HeldWake& held, protocol::CloseReason reason);
 
   CoreContext& core_;
@@ -100,6 +115,10 @@ class Pool {
   std::deque<HeldWake> held_wakes_;             // oldest first
   std::deque<HeldClose> held_closed_;
   std::size_t blob_bytes_ = 0;
+  KeepaliveRules keepalive_;
+  // Sockets waiting for the rest of a keep-alive request: their own deadline (0: none),
+  // while the heap holds the partial-match one. Only those: a parked socket pays nothing.
+  std::unordered_map<std::uint64_t, std::uint64_t> partial_deadlines_;
 };
 
 }  // namespace parker::daemon

@@ -31,6 +31,13 @@ static int backend_add(int backend, int fd, void* data) {
   return ::epoll_ctl(backend, EPOLL_CTL_ADD, fd, &ev);
 }
 
+static int backend_modify(int backend, int fd, void* data, bool edge) {
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLRDHUP | (edge ? EPOLLET : 0u);
+  ev.data.ptr = data;
+  return ::epoll_ctl(backend, EPOLL_CTL_MOD, fd, &ev);
+}
+
 static void backend_remove(int backend, int fd) {
   epoll_event ev{};  // non-null for kernels before 2.6.9
   (void)::epoll_ctl(backend, EPOLL_CTL_DEL, fd, &ev);
@@ -60,6 +67,12 @@ static int backend_create() {
 static int backend_add(int backend, int fd, void* data) {
   struct kevent change;
   EV_SET(&change, fd, EVFILT_READ, EV_ADD, 0, 0, data);  // EV_EOF is reported with it
+  return ::kevent(backend, &change, 1, nullptr, 0, nullptr);
+}
+
+static int backend_modify(int backend, int fd, void* data, bool edge) {
+  struct kevent change;
+  EV_SET(&change, fd, EVFILT_READ, EV_ADD | (edge ? EV_CLEAR : 0), 0, 0, data);
   return ::kevent(backend, &change, 1, nullptr, 0, nullptr);
 }
 
@@ -115,6 +128,11 @@ Error SocketWatcher::add(ParkedSocket& socket) noexcept {
 }
 
 void SocketWatcher::remove(ParkedSocket& socket) noexcept { backend_remove(backend_.get(), socket.fd.get()); }
+
+Error SocketWatcher::set_edge_triggered(ParkedSocket& socket, bool edge) noexcept {
+  if (backend_modify(backend_.get(), socket.fd.get(), &socket, edge) != 0) return Error::from_errno();
+  return {};
+}
 
 void SocketWatcher::on_backend_ready(uv_poll_t* handle, int /*status*/, int /*events*/) noexcept {
   static_cast<SocketWatcher*>(handle->data)->drain();

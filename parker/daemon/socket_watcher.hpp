@@ -42,6 +42,10 @@ class SocketWatcher {
   [[nodiscard]] Error add(ParkedSocket& socket) noexcept;
   // Stops watching it; call before its fd is closed or handed away.
   void remove(ParkedSocket& socket) noexcept;
+  // Edge-triggered while a keep-alive request is partly there (keepalive_rules.hpp): the
+  // bytes already waiting are not reported again, only new ones; back to level-triggered
+  // after. Fails only if the socket is not in the set.
+  [[nodiscard]] Error set_edge_triggered(ParkedSocket& socket, bool edge) noexcept;
 
  private:
   static void on_backend_ready(uv_poll_t* handle, int status, int events) noexcept;

@@ -76,6 +76,16 @@ std::string render_prometheus(const Counters& c, const Gauges& g) {
   header(out, "parker_peers_refused_for_room_total", "counter",
          "New peers closed at once because their descriptor slot was already promised (credit, read headroom).");
   value(out, "parker_peers_refused_for_room_total", c.peers_refused_for_room_total);
+  header(out, "parker_writes_total", "counter", "Write-through payloads written to parked connections (one per id).");
+  value(out, "parker_writes_total", c.writes_total);
+  header(out, "parker_write_bytes_total", "counter", "Write-through and keep-alive reply bytes parked sockets took.");
+  value(out, "parker_write_bytes_total", c.write_bytes_total);
+  header(out, "parker_writes_not_parked_total", "counter", "Write-through ids that were not parked (left to the owner).");
+  value(out, "parker_writes_not_parked_total", c.writes_not_parked_total);
+  header(out, "parker_keepalive_replies_total", "counter", "Keep-alive requests parker consumed and answered by rule.");
+  value(out, "parker_keepalive_replies_total", c.keepalive_replies_total);
+  header(out, "parker_keepalive_partial_total", "counter", "Keep-alive partial matches that waited for the rest of a request.");
+  value(out, "parker_keepalive_partial_total", c.keepalive_partial_total);
   c.time_parked.render(out, "parker_time_parked_seconds",
                        "How long connections stayed parked, from park to wake or close.");
   c.wake_delivery.render(out, "parker_wake_delivery_seconds",

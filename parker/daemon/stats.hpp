@@ -15,9 +15,9 @@ namespace parker::daemon {
 // Monotonic counters; indexed by the protocol enum's code (index 0 unused).
 struct Counters {
   std::uint64_t parks_total = 0;
-  std::array<std::uint64_t, 6> wakes{};      // WakeReason 1..5
+  std::array<std::uint64_t, 7> wakes{};      // WakeReason 1..6
   std::array<std::uint64_t, 7> closed{};     // CloseReason 1..6
-  std::array<std::uint64_t, 9> rejected{};   // RejectReason 1..8
+  std::array<std::uint64_t, 10> rejected{};  // RejectReason 1..9
   std::array<std::uint64_t, 11> errors{};    // ErrorCode 1..10 sent to peers
   std::uint64_t sessions_total = 0;
   std::uint64_t refused_peers_total = 0;
@@ -26,6 +26,12 @@ struct Counters {
   std::uint64_t hello_timeouts_total = 0; // peers dropped for not saying HELLO in time
   std::uint64_t paused_for_room_total = 0; // times a session's input waited for descriptor room
   std::uint64_t peers_refused_for_room_total = 0;  // new peers closed: their slot was promised
+  // 1.1 write-through and keep-alive (write_through.hpp, keepalive_rules.hpp)
+  std::uint64_t writes_total = 0;             // payloads written to parked connections (per id)
+  std::uint64_t write_bytes_total = 0;        // bytes the sockets took
+  std::uint64_t writes_not_parked_total = 0;  // ids of WRITEs that were not parked (owner delivers)
+  std::uint64_t keepalive_replies_total = 0;  // requests consumed and answered by rule
+  std::uint64_t keepalive_partial_total = 0;  // partial matches that waited for the rest
 
   // Seconds from park to retirement (wake or close), whatever ended it.
   Histogram time_parked{0.1, 1, 10, 60, 300, 900, 3600, 4 * 3600, 24 * 3600};

@@ -52,6 +52,8 @@ void Client::attempt_connection() {
   welcome_.minor = 0;  // 1.0 rules until parker says otherwise
   parks_sent_ = wakes_received_ = acknowledged_ = ack_sent_ = 0;
   inventory_wanted_ = false;
+  queued_writes_.clear();  // for the old session; their outcome is unknown (see write())
+  writes_queued_ = 0;
   state_ = State::waiting;
   OutgoingMessage hello;
   protocol::encode(protocol::Hello{protocol::kVersionMajor, options_.max_minor, pool_}, hello.bytes);
@@ -181,8 +183,13 @@ Error Client::park(UniqueFd& fd, std::uint64_t id, std::string_view blob, const 
   if (!S_ISSOCK(st.st_mode)) return Error{ENOTSOCK};
   if (credit_ == 0) return Error{ENOBUFS};
   --credit_;
+  if (options.keepalive_set > protocol::kMaxKeepaliveSets || (options.keepalive_set != 0 && !exactly_once())) {
+    ++credit_;
+    return Error{EINVAL};
+  }
   record.flags = static_cast<std::uint8_t>((options.wake_on_deadline ? protocol::kWakeOnDeadline : 0) |
-                                           (options.wake_on_hangup ? protocol::kWakeOnHangup : 0));
+                                           (options.wake_on_hangup ? protocol::kWakeOnHangup : 0) |
+                                           (options.keepalive_set << protocol::kKeepaliveSetShift));
   record.blob.assign(blob);
   queued_parks_.push_back({std::move(fd), std::move(record)});
   if (loop_ != nullptr) loop_->flush_needed();
@@ -238,7 +245,7 @@ Error Client::leave() {
 }
 
 bool Client::has_queued() const noexcept {
-  return !queued_parks_.empty() || !queued_recalls_.empty() || !queued_drops_.empty();
+  return !queued_parks_.empty() || !queued_recalls_.empty() || !queued_drops_.empty() || !queued_writes_.empty();
 }
 
 std::string RejectedPark::describe() const {

@@ -43,6 +43,15 @@ void Client::dispatch(protocol::Frame& frame) {
   switch (protocol::type_of(message)) {
     case protocol::MessageType::welcome: handle_welcome(std::get<protocol::Welcome>(message)); return;
     case protocol::MessageType::wake: handle_wake(std::get<protocol::Wake>(message), frame.fds); return;
+    case protocol::MessageType::wake_unsent:
+      if (exactly_once()) return handle_wake(std::get<protocol::Wake>(message), frame.fds);
+      break;
+    case protocol::MessageType::write_result:
+      if (exactly_once()) {
+        if (callbacks_.on_write_result) callbacks_.on_write_result(std::get<protocol::WriteResult>(message));
+        return;
+      }
+      break;
     case protocol::MessageType::rejected: handle_rejected(std::get<protocol::Rejected>(message), frame.fds); return;
     case protocol::MessageType::closed: handle_closed(std::get<protocol::Closed>(message)); return;
     case protocol::MessageType::error: handle_error(std::get<protocol::ErrorMessage>(message)); return;
@@ -71,6 +80,8 @@ void Client::dispatch(protocol::Frame& frame) {
     case protocol::MessageType::handover:
     case protocol::MessageType::handover_end:
     case protocol::MessageType::taken:
+    case protocol::MessageType::write:
+    case protocol::MessageType::keepalive_rules:
     case protocol::MessageType::hello:
     case protocol::MessageType::park:
     case protocol::MessageType::recall:
@@ -107,7 +118,8 @@ void Client::handle_wake(protocol::Wake& wake, std::vector<UniqueFd>& fds) {
   bool acked = false;
   for (std::size_t i = 0; i < wake.records.size(); ++i) {
     protocol::WakeRecord& record = wake.records[i];
-    WokenConnection woken{std::move(fds[i]), record.id, std::move(record.blob), record.reason, ++wakes_received_};
+    WokenConnection woken{std::move(fds[i]), record.id, std::move(record.blob), record.reason, ++wakes_received_,
+                          std::move(record.unsent)};
     // Counted as adopted before the callback runs: a callback that close()s the client has
     // the fd, and close() tells parker so.
     if (options_.auto_acknowledge) {

@@ -25,6 +25,7 @@ void Client::flush() {
     send_queue_.push(std::move(message));
   }
   encode_parks();
+  encode_writes();  // after the parks: a write may name a connection parked just before
   encode_ids(protocol::MessageType::recall, queued_recalls_);
   encode_ids(protocol::MessageType::drop, queued_drops_);
   write_out();

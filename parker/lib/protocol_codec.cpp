@@ -76,12 +76,17 @@ void write_body(Writer& w, const Rejected& m) {
   }
 }
 void write_body(Writer& w, const Wake& m) {
+  const bool unsent = has_unsent(m);  // WAKE_UNSENT: each record also carries its unsent bytes
   w.put(static_cast<std::uint16_t>(m.records.size()));
   for (const auto& r : m.records) {
     w.put(r.id);
     w.put(static_cast<std::uint8_t>(r.reason));
     w.put(static_cast<std::uint32_t>(r.blob.size()));
     w.put_bytes(r.blob);
+    if (unsent) {
+      w.put(static_cast<std::uint32_t>(r.unsent.size()));
+      w.put_bytes(r.unsent);
+    }
   }
 }
 void write_body(Writer& w, const Closed& m) {
@@ -148,6 +153,26 @@ void write_body(Writer& w, const HandoverEnd& m) {
   }
 }
 void write_body(Writer& w, const Taken& m) { w.put(m.records); }
+void write_body(Writer& w, const Write& m) {
+  write_ids(w, m.ids);
+  w.put(static_cast<std::uint32_t>(m.payload.size()));
+  w.put_bytes(m.payload);
+}
+void write_body(Writer& w, const WriteResult& m) {
+  w.put(m.write);
+  w.put(m.written);
+  write_ids(w, m.not_parked);
+}
+void write_body(Writer& w, const KeepaliveRules& m) {
+  w.put(m.set);
+  w.put(static_cast<std::uint8_t>(m.rules.size()));
+  for (const auto& rule : m.rules) {
+    w.put(static_cast<std::uint8_t>(rule.request.size()));
+    w.put_bytes(rule.request);
+    w.put(static_cast<std::uint16_t>(rule.reply.size()));
+    w.put_bytes(rule.reply);
+  }
+}
 
 // ---- reading ---------------------------------------------------------------------------
 
@@ -189,9 +214,9 @@ class Reader {
   bool failed_ = false;
 };
 
-bool known(WakeReason r) { return r >= WakeReason::readable && r <= WakeReason::shutdown; }
+bool known(WakeReason r) { return r >= WakeReason::readable && r <= WakeReason::write_blocked; }
 bool known(CloseReason r) { return r >= CloseReason::hangup && r <= CloseReason::shutdown; }
-bool known(RejectReason r) { return r >= RejectReason::quota_owner && r <= RejectReason::watch_failed; }
+bool known(RejectReason r) { return r >= RejectReason::quota_owner && r <= RejectReason::no_rules; }
 bool known(ErrorCode c) { return c >= ErrorCode::bad_version && c <= ErrorCode::not_owner; }
 bool known(InventoryState s) { return s == InventoryState::parked || s == InventoryState::held; }
 
@@ -238,7 +263,7 @@ DecodeError read_body(Reader& r, Park& m, std::size_t fds) {
     rec.flags = r.get<std::uint8_t>();
     auto len = r.get<std::uint32_t>();
     rec.blob = r.get_string(len);
-    if ((rec.flags & ~kKnownParkFlags) != 0) return DecodeError::bad_value;
+    if ((rec.flags & ~kKnownParkFlags11) != 0) return DecodeError::bad_value;
     m.records.push_back(std::move(rec));
   }
   return DecodeError::none;
@@ -259,7 +284,7 @@ DecodeError read_body(Reader& r, Rejected& m, std::size_t fds) {
   }
   return DecodeError::none;
 }
-DecodeError read_body(Reader& r, Wake& m, std::size_t fds) {
+DecodeError read_body(Reader& r, Wake& m, std::size_t fds, bool unsent = false) {
   auto count = r.get<std::uint16_t>();
   if (r.failed()) return DecodeError::none;
   if (count != fds) return DecodeError::record_count;
@@ -270,6 +295,7 @@ DecodeError read_body(Reader& r, Wake& m, std::size_t fds) {
     rec.reason = static_cast<WakeReason>(r.get<std::uint8_t>());
     auto len = r.get<std::uint32_t>();
     rec.blob = r.get_string(len);
+    if (unsent) rec.unsent = r.get_string(r.get<std::uint32_t>());
     if (!r.failed() && !known(rec.reason)) return DecodeError::bad_value;
     m.records.push_back(std::move(rec));
   }
@@ -337,7 +363,7 @@ DecodeError read_body(Reader& r, InventoryReply& m) {
     auto len = r.get<std::uint32_t>();
     rec.blob = r.get_string(len);
     if (r.failed()) break;
-    if (!known(rec.state) || (rec.flags & ~kKnownParkFlags) != 0) return DecodeError::bad_value;
+    if (!known(rec.state) || (rec.flags & ~kKnownParkFlags11) != 0) return DecodeError::bad_value;
     m.records.push_back(std::move(rec));
   }
   return DecodeError::none;
@@ -380,7 +406,7 @@ DecodeError read_body(Reader& r, Handover& m, std::size_t fds) {
     rec.blob = r.get_string(len);
     if (r.failed()) break;
     bool listener = rec.kind == HandoverKind::listener;
-    bool flags_ok = rec.kind == HandoverKind::parked ? (rec.flags & ~kKnownParkFlags) == 0
+    bool flags_ok = rec.kind == HandoverKind::parked ? (rec.flags & ~kKnownParkFlags11) == 0
                                                      : rec.kind != HandoverKind::held ||
                                                            known(static_cast<WakeReason>(rec.flags));
     if (rec.kind < HandoverKind::listener || rec.kind > HandoverKind::held || listener != rec.pool.empty() ||
@@ -412,10 +438,43 @@ DecodeError read_body(Reader& r, Taken& m) {
   m.records = r.get<std::uint64_t>();
   return DecodeError::none;
 }
+DecodeError read_body(Reader& r, Write& m) {
+  if (auto e = read_ids(r, m.ids); e != DecodeError::none) return e;
+  auto len = r.get<std::uint32_t>();
+  if (r.failed()) return DecodeError::none;
+  if (m.ids.empty()) return DecodeError::record_count;
+  if (len == 0 || len > kMaxWritePayload) return DecodeError::bad_value;
+  m.payload = r.get_string(len);
+  return DecodeError::none;
+}
+DecodeError read_body(Reader& r, WriteResult& m) {
+  m.write = r.get<std::uint64_t>();
+  m.written = r.get<std::uint32_t>();
+  return read_ids(r, m.not_parked);
+}
+DecodeError read_body(Reader& r, KeepaliveRules& m) {
+  m.set = r.get<std::uint8_t>();
+  auto count = r.get<std::uint8_t>();
+  if (r.failed()) return DecodeError::none;
+  if (m.set == 0 || m.set > kMaxKeepaliveSets) return DecodeError::bad_value;
+  if (count > kMaxKeepaliveRules) return DecodeError::record_count;
+  for (std::size_t i = 0; i < count && !r.failed(); ++i) {
+    KeepaliveRule rule;
+    rule.request = r.get_string(r.get<std::uint8_t>());
+    rule.reply = r.get_string(r.get<std::uint16_t>());
+    if (r.failed()) break;
+    if (rule.request.empty() || rule.request.size() > kMaxKeepaliveRequest ||
+        rule.reply.size() > kMaxKeepaliveReply) {
+      return DecodeError::bad_value;
+    }
+    m.rules.push_back(std::move(rule));
+  }
+  return DecodeError::none;
+}
 
 bool carries_fds(MessageType t) {
   return t == MessageType::park || t == MessageType::rejected || t == MessageType::wake ||
-         t == MessageType::handover;
+         t == MessageType::handover || t == MessageType::wake_unsent;
 }
 
 // Decodes a body of a known type into the matching alternative of Message.
@@ -463,6 +522,17 @@ DecodeError decode_body(MessageType type, Reader& r, Message& out, std::size_t f
     case MessageType::handover: return decode_as<Handover>(r, out, fds);
     case MessageType::handover_end: return decode_as<HandoverEnd>(r, out, fds);
     case MessageType::taken: return decode_as<Taken>(r, out, fds);
+    case MessageType::write: return decode_as<Write>(r, out, fds);
+    case MessageType::write_result: return decode_as<WriteResult>(r, out, fds);
+    case MessageType::keepalive_rules: return decode_as<KeepaliveRules>(r, out, fds);
+    case MessageType::wake_unsent: {
+      Wake m;
+      if (auto e = read_body(r, m, fds, true); e != DecodeError::none) return e;
+      if (r.failed()) return DecodeError::truncated_body;
+      if (!r.at_end()) return DecodeError::trailing_bytes;
+      out = std::move(m);
+      return DecodeError::none;
+    }
   }
   return DecodeError::unknown_type;
 }
@@ -484,7 +554,12 @@ DecodeResult failure(DecodeError e) {
 
 }  // namespace
 
+bool has_unsent(const Wake& wake) noexcept {
+  return std::any_of(wake.records.begin(), wake.records.end(), [](const WakeRecord& r) { return !r.unsent.empty(); });
+}
+
 MessageType type_of(const Message& message) {
+  if (auto* w = std::get_if<Wake>(&message); w != nullptr && has_unsent(*w)) return MessageType::wake_unsent;
   return static_cast<MessageType>(message.index() + 1);  // alternatives follow the type codes
 }
 
@@ -513,7 +588,11 @@ std::vector<std::byte> encode(const Message& message) {
 }
 
 std::size_t encoded_size(const ParkRecord& record) { return 8 + 4 + 1 + 4 + record.blob.size(); }
-std::size_t encoded_size(const WakeRecord& record) { return 8 + 1 + 4 + record.blob.size(); }
+std::size_t encoded_size(const WakeRecord& record) {
+  // Counted as in WAKE_UNSENT when it has unsent bytes; a frame mixing records then carries
+  // 4 more bytes for each of the others, which the frame limits leave room for.
+  return 8 + 1 + 4 + record.blob.size() + (record.unsent.empty() ? 0 : 4 + record.unsent.size());
+}
 std::size_t encoded_size(const InventoryRecord& record) { return 8 + 1 + 1 + 4 + 4 + record.blob.size(); }
 std::size_t encoded_size(const HandoverRecord& record) {
   return 1 + 1 + record.pool.size() + 4 + 8 + 1 + 4 + 4 + record.blob.size();
@@ -525,7 +604,7 @@ DecodeResult decode(std::span<const std::byte> bytes, std::size_t fds_available)
   auto type = static_cast<MessageType>(read_u16(bytes, 4));
   std::size_t fds = read_u16(bytes, 6);
   if (length > kMaxFrameBody) return failure(DecodeError::frame_too_big);
-  if (type < MessageType::hello || type > MessageType::taken) return failure(DecodeError::unknown_type);
+  if (type < MessageType::hello || type > MessageType::wake_unsent) return failure(DecodeError::unknown_type);
   if (fds > kMaxRecordsPerFrame || (fds != 0 && !carries_fds(type))) {
     return failure(DecodeError::fd_count_invalid);
   }

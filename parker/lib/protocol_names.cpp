@@ -3,7 +3,7 @@
 
 namespace parker::protocol {
 
-static_assert(std::variant_size_v<Message> == static_cast<std::size_t>(MessageType::taken),
+static_assert(std::variant_size_v<Message> == static_cast<std::size_t>(MessageType::keepalive_rules),
               "Message alternatives must follow the MessageType codes, in order");
 
 std::string_view to_string(MessageType type) {
@@ -33,6 +33,10 @@ std::string_view to_string(MessageType type) {
     case MessageType::handover: return "handover";
     case MessageType::handover_end: return "handover_end";
     case MessageType::taken: return "taken";
+    case MessageType::write: return "write";
+    case MessageType::write_result: return "write_result";
+    case MessageType::keepalive_rules: return "keepalive_rules";
+    case MessageType::wake_unsent: return "wake_unsent";
   }
   return "unknown";
 }
@@ -44,6 +48,7 @@ std::string_view to_string(WakeReason reason) {
     case WakeReason::deadline: return "deadline";
     case WakeReason::recalled: return "recalled";
     case WakeReason::shutdown: return "shutdown";
+    case WakeReason::write_blocked: return "write_blocked";
   }
   return "unknown";
 }
@@ -70,6 +75,7 @@ std::string_view to_string(RejectReason reason) {
     case RejectReason::no_credit: return "no_credit";
     case RejectReason::shutting_down: return "shutting_down";
     case RejectReason::watch_failed: return "watch_failed";
+    case RejectReason::no_rules: return "no_rules";
   }
   return "unknown";
 }

@@ -74,7 +74,21 @@ std::vector<proto::Wake> examples() {
   return {{{{1, proto::WakeReason::readable, "session-state"}, {2, proto::WakeReason::hangup, ""}}},
           {{{3, proto::WakeReason::deadline, "c"},
             {4, proto::WakeReason::recalled, ""},
-            {5, proto::WakeReason::shutdown, "dd"}}}};
+            {5, proto::WakeReason::shutdown, "dd"}}},
+          // WAKE_UNSENT (1.1): a record with bytes parker could not write
+          {{{6, proto::WakeReason::write_blocked, "e", "$5\r\nhello\r\n"}, {7, proto::WakeReason::readable, "", ""}}}};
+}
+template <>
+std::vector<proto::Write> examples() {
+  return {{{1, 2, 3}, "*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n"}};
+}
+template <>
+std::vector<proto::WriteResult> examples() {
+  return {{1, 2, {3}}, {2, 3, {}}};
+}
+template <>
+std::vector<proto::KeepaliveRules> examples() {
+  return {{1, {{"*1\r\n$4\r\nPING\r\n", "+PONG\r\n"}, {"PING\r\n", "+PONG\r\n"}}}, {2, {}}};
 }
 template <>
 std::vector<proto::Closed> examples() {

@@ -121,6 +121,7 @@ struct Inbox {
   std::vector<UniqueFd> handover_fds;
   std::optional<proto::HandoverEnd> handover_end;
   std::vector<std::uint32_t> reclaims;
+  std::vector<proto::WriteResult> write_results;  // 1.1 write-through answers, in order
   bool eof = false;              // parker closed the connection
   bool send_failed = false;      // a send found the connection closed
   proto::DecodeError decode_error = proto::DecodeError::none;
@@ -308,6 +309,8 @@ class RawOwner {
       }
     } else if (auto* end = std::get_if<proto::HandoverEnd>(&m)) {
       inbox_.handover_end = std::move(*end);
+    } else if (auto* wr = std::get_if<proto::WriteResult>(&m)) {
+      inbox_.write_results.push_back(std::move(*wr));
     }
   }
 

@@ -101,6 +101,9 @@ struct ParkOptions {
   std::chrono::milliseconds deadline{0};
   bool wake_on_deadline = false;  // at the deadline hand it back (WAKE deadline); else parker closes it
   bool wake_on_hangup = false;    // a bare hang-up is handed back (WAKE hangup); else closed and reported
+  // 1.1: the keep-alive rule set (1..15, declared with declare_keepalive_rules) parker
+  // answers this connection's keep-alive requests with while it is parked; 0: none.
+  std::uint8_t keepalive_set = 0;
 };
 
 // A connection parker handed back: it is yours again.
@@ -110,6 +113,9 @@ struct WokenConnection {
   std::string blob;                   // exactly as parked
   protocol::WakeReason reason{};      // readable, hangup, deadline, recalled, shutdown
   std::uint64_t seq = 0;              // 1.1: its number on this session, for acknowledge()
+  // 1.1: bytes parker accepted for this client (write(), a keep-alive reply) and could not
+  // write (reason write_blocked): write them to the client before anything else.
+  std::string unsent{};
 };
 
 // A park that did not happen: the fd is yours again.
@@ -149,6 +155,10 @@ struct ClientCallbacks {
   std::function<void(std::uint64_t id)> on_parked;
   // 1.1: a batch of the inventory asked for with request_inventory(); `last` ends it.
   std::function<void(const protocol::InventoryReply&)> on_inventory;
+  // 1.1: parker handled write() number `result.write`: the ids in `result.not_parked` were
+  // not parked (woken meanwhile, closed, never parked): nothing was written to them, the
+  // program delivers the payload itself. Results come in the order of the writes.
+  std::function<void(const protocol::WriteResult&)> on_write_result;
   // After leave(): the session is over; ok when parker confirmed everything (GOODBYE),
   // else why it ended first. No reconnect follows.
   std::function<void(Error)> on_left;
@@ -230,6 +240,19 @@ class Client {
   // 1.1: asks for the records (id, blob, deadline left, flags; no fds) of everything parked
   // in the pool: they come through on_inventory in batches. ENOTSUP on a 1.0 session.
   Error request_inventory();
+  // 1.1 write-through: asks parker to write `payload` (1 byte..1 MiB) to each of the parked
+  // connections `ids`, without waking them, in order after everything queued before (parks
+  // included). Returns the write's number (1, 2, ... per session) in `number`; its result
+  // comes through on_write_result. A connection that cannot take it all comes back woken
+  // (write_blocked) with the rest in WokenConnection::unsent. ENOTSUP on a 1.0 session,
+  // EMSGSIZE for a payload out of range, EINVAL for no ids. A write in flight when the
+  // session ends has an unknown outcome (parker may or may not have handled it).
+  Error write(std::vector<std::uint64_t> ids, std::string payload, std::uint64_t* number = nullptr);
+  // 1.1: declares (replaces; no rules: removes) keep-alive rule set `set` (1..15) of the
+  // pool, for parks that name it (ParkOptions::keepalive_set). Sent at once, so before
+  // any park still queued. Declare them again after each reconnect (on_connected).
+  // EINVAL for a set or rule out of range (protocol::kMaxKeepalive*), ENOTSUP on 1.0.
+  Error declare_keepalive_rules(std::uint8_t set, std::vector<protocol::KeepaliveRule> rules);
   // Ends the session cleanly (see above), then on_left. On a 1.0 session: flushes, closes and
   // calls on_left at once. ENOTCONN without a session.
   Error leave();
@@ -303,6 +326,7 @@ class Client {
   void write_out();
   std::vector<RejectedPark> take_unsent_parks(Ending ending);
   void encode_ack();
+  void encode_writes();  // client_write_through.cpp
   void send_now(const protocol::Message& message);
   void return_parks(std::vector<RejectedPark> parks);
   void dispatch(protocol::Frame& frame);
@@ -351,6 +375,9 @@ class Client {
   std::uint64_t acknowledged_ = 0;    // what the program has adopted
   std::uint64_t ack_sent_ = 0;        // what the last ACK said
   bool inventory_wanted_ = false;
+  // 1.1 write-through: WRITE frames queued, in order, for flush() (after the parks).
+  std::vector<protocol::Write> queued_writes_;
+  std::uint64_t writes_queued_ = 0;  // WRITE frames queued on this session (their numbers)
 };
 
 [[nodiscard]] std::string_view to_string(Client::State state);

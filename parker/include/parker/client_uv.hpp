@@ -87,6 +87,12 @@ class UvClient final : private ClientLoop {
   Error acknowledge(std::uint64_t seq) { return core_.acknowledge(seq); }
   Error request_inventory() { return core_.request_inventory(); }
   Error leave() { return core_.leave(); }
+  Error write(std::vector<std::uint64_t> ids, std::string payload, std::uint64_t* number = nullptr) {
+    return core_.write(std::move(ids), std::move(payload), number);
+  }
+  Error declare_keepalive_rules(std::uint8_t set, std::vector<protocol::KeepaliveRule> rules) {
+    return core_.declare_keepalive_rules(set, std::move(rules));
+  }
 
   // Stops for good: parks not sent yet come back through on_rejected before it returns, and
   // the handles start closing. Idempotent. The object stays valid until its UvClientPtr is

@@ -65,9 +65,17 @@ enum class MessageType : std::uint16_t {
   handover = 23,         // parker -> successor: the listener, parked and held fds with their records
   handover_end = 24,     // parker -> successor: that was all (with the held CLOSED records)
   taken = 25,            // successor -> parker: received everything; yours may close
+  // 1.1: talking to parked clients without waking them (docs/PROTOCOL.md, "Write-through")
+  write = 26,            // owner -> parker: write one payload to these parked connections
+  write_result = 27,     // parker -> owner: a WRITE handled; the ids it could not write to
+  keepalive_rules = 28,  // owner -> parker: a set of request -> reply rules for the pool
+  wake_unsent = 29,      // parker -> owner: WAKE whose records carry bytes not yet written
 };
 
-enum class WakeReason : std::uint8_t { readable = 1, hangup = 2, deadline = 3, recalled = 4, shutdown = 5 };
+enum class WakeReason : std::uint8_t {
+  readable = 1, hangup = 2, deadline = 3, recalled = 4, shutdown = 5,
+  write_blocked = 6,  // 1.1: a write-through or keep-alive reply did not fit: the rest is in `unsent`
+};
 enum class CloseReason : std::uint8_t {
   hangup = 1,      // the client went away with nothing to read
   deadline = 2,    // the idle deadline passed and the park asked for close
@@ -85,6 +93,7 @@ enum class RejectReason : std::uint16_t {
   no_credit = 6,      // sent beyond the credit parker granted
   shutting_down = 7,  // parker is stopping
   watch_failed = 8,   // parker could not watch it (e.g. the poll registration failed)
+  no_rules = 9,       // 1.1: the park names a keep-alive rule set the pool has not declared
 };
 enum class ErrorCode : std::uint16_t {
   bad_version = 1,      // fatal: unknown major version
@@ -103,6 +112,20 @@ enum class ErrorCode : std::uint16_t {
 inline constexpr std::uint8_t kWakeOnDeadline = 0x01;  // at the deadline hand back (else close)
 inline constexpr std::uint8_t kWakeOnHangup = 0x02;    // a bare hang-up is handed back (else closed)
 inline constexpr std::uint8_t kKnownParkFlags = kWakeOnDeadline | kWakeOnHangup;
+// 1.1: the high nibble of a park's flags names a keep-alive rule set of the pool (1..15; 0:
+// none). A 1.0 session that sets it gets bad_frame from parker.
+inline constexpr std::uint8_t kKeepaliveSetMask = 0xf0;
+inline constexpr unsigned kKeepaliveSetShift = 4;
+inline constexpr std::uint8_t kKnownParkFlags11 = kKnownParkFlags | kKeepaliveSetMask;
+[[nodiscard]] constexpr std::uint8_t keepalive_set_of(std::uint8_t flags) noexcept {
+  return static_cast<std::uint8_t>(flags >> kKeepaliveSetShift);
+}
+// Bounds of write-through and keep-alive rules (docs/PROTOCOL.md).
+inline constexpr std::size_t kMaxWritePayload = 1u << 20;  // 1 MiB per WRITE
+inline constexpr std::size_t kMaxKeepaliveSets = 15;
+inline constexpr std::size_t kMaxKeepaliveRules = 8;        // per set
+inline constexpr std::size_t kMaxKeepaliveRequest = 64;
+inline constexpr std::size_t kMaxKeepaliveReply = 512;
 
 struct Hello {
   std::uint16_t major = kVersionMajor;
@@ -157,6 +180,10 @@ struct WakeRecord {
   std::uint64_t id = 0;
   WakeReason reason{};
   std::string blob;
+  // 1.1: bytes parker accepted for this connection (WRITE, keep-alive reply) and could not
+  // write; the owner must write them to the client before anything else. A Wake with any
+  // record carrying some travels as WAKE_UNSENT (only on 1.1 sessions).
+  std::string unsent{};
   friend bool operator==(const WakeRecord&, const WakeRecord&) = default;
 };
 struct Wake {
@@ -285,14 +312,49 @@ struct Taken {
   friend bool operator==(const Taken&, const Taken&) = default;
 };
 
+// ---- 1.1: write-through and keep-alive rules ------------------------------------------
+
+// Write `payload` to each of `ids` (parked connections of the session's pool), in order
+// after any earlier WRITE to them. WRITE frames of a session are numbered 1, 2, ...
+struct Write {
+  std::vector<std::uint64_t> ids;
+  std::string payload;  // 1..kMaxWritePayload bytes
+  friend bool operator==(const Write&, const Write&) = default;
+};
+// The answer to WRITE number `write`: `written` ids took the payload (wholly, or the rest
+// comes back as `unsent` in a WAKE_UNSENT); `not_parked` were not parked (woken, closed,
+// never parked): parker wrote nothing to them, the owner delivers the payload itself.
+struct WriteResult {
+  std::uint64_t write = 0;
+  std::uint32_t written = 0;
+  std::vector<std::uint64_t> not_parked;
+  friend bool operator==(const WriteResult&, const WriteResult&) = default;
+};
+struct KeepaliveRule {
+  std::string request;  // 1..kMaxKeepaliveRequest bytes, matched exactly
+  std::string reply;    // 0..kMaxKeepaliveReply bytes written back
+  friend bool operator==(const KeepaliveRule&, const KeepaliveRule&) = default;
+};
+// Declares (or replaces; no rules: removes) rule set `set` (1..15) of the session's pool.
+struct KeepaliveRules {
+  std::uint8_t set = 1;
+  std::vector<KeepaliveRule> rules;  // at most kMaxKeepaliveRules
+  friend bool operator==(const KeepaliveRules&, const KeepaliveRules&) = default;
+};
+
+// The alternatives follow the type codes (index + 1), but for WAKE_UNSENT, which is the wire
+// form of a Wake whose records carry unsent bytes (type_of says which).
 using Message = std::variant<Hello, Welcome, ErrorMessage, Park, Rejected, Wake, Closed, Recall,
                              Drop, Credit, StatsRequest, StatsReply, ListRequest, ListReply,
                              Ack, Parked, InventoryRequest, InventoryReply, Goodbye, Reclaim,
-                             CreditReturn, TakeOver, Handover, HandoverEnd, Taken>;
+                             CreditReturn, TakeOver, Handover, HandoverEnd, Taken,
+                             Write, WriteResult, KeepaliveRules>;
 // Messages of minor version 1: a session that negotiated 1.0 neither sends nor accepts them.
 [[nodiscard]] constexpr bool is_minor_1(MessageType type) noexcept {
-  return type >= MessageType::ack && type <= MessageType::taken;
+  return type >= MessageType::ack && type <= MessageType::wake_unsent;
 }
+// A Wake that must travel as WAKE_UNSENT.
+[[nodiscard]] bool has_unsent(const Wake& wake) noexcept;
 
 // The number of fds a message carries on the wire.
 [[nodiscard]] std::size_t fd_count(const Message& message);
@@ -304,7 +366,7 @@ void encode(const Message& message, std::vector<std::byte>& out);
 [[nodiscard]] std::vector<std::byte> encode(const Message& message);
 // Body bytes a record adds to a PARK or WAKE frame, to split batches by size.
 [[nodiscard]] std::size_t encoded_size(const ParkRecord& record);
-[[nodiscard]] std::size_t encoded_size(const WakeRecord& record);
+[[nodiscard]] std::size_t encoded_size(const WakeRecord& record);  // in WAKE_UNSENT if it has unsent bytes
 [[nodiscard]] std::size_t encoded_size(const InventoryRecord& record);
 [[nodiscard]] std::size_t encoded_size(const HandoverRecord& record);
 
