@@ -109,9 +109,15 @@ void section_parking(std::string& out, Engine& e) {
                  "parks_total:{}\r\n"
                  "wakes_total:{}\r\n"
                  "park_failures_total:{}\r\n"
+                 "write_through_messages_total:{}\r\n"
+                 "write_through_bytes_total:{}\r\n"
+                 "write_through_returned_total:{}\r\n"
+                 "keepalive_parks_total:{}\r\n"
                  "\r\n",
                  s.parking.parked_connections, s.active_connections, s.parking.parks_total, s.parking.wakes_total,
-                 s.parking.park_failures_total);
+                 s.parking.park_failures_total, s.parking.write_through_messages_total,
+                 s.parking.write_through_bytes_total, s.parking.write_through_returned_total,
+                 s.parking.keepalive_parks_total);
 }
 
 void section_keyspace(std::string& out, Engine& e) {

@@ -40,6 +40,18 @@ std::span<const std::byte> as_bytes(std::string_view s) {
   return std::as_bytes(std::span<const char>(s.data(), s.size()));
 }
 
+// Keep-alive rule sets declared to parker on every 1.1 session: what a parked connection
+// answers PING with while parked, as redis would in its state (RESP2).
+constexpr std::uint8_t kPlainRules = 1;       // +PONG
+constexpr std::uint8_t kSubscribedRules = 2;  // ["pong", ""]
+std::vector<parker::protocol::KeepaliveRule> ping_rules(std::string_view reply) {
+  std::vector<parker::protocol::KeepaliveRule> rules;
+  for (std::string_view request : {"*1\r\n$4\r\nPING\r\n", "*1\r\n$4\r\nping\r\n", "PING\r\n", "ping\r\n"}) {
+    rules.push_back({std::string(request), std::string(reply)});
+  }
+  return rules;
+}
+
 std::vector<std::string> to_vector(const std::set<std::string, std::less<>>& names) {
   return {names.begin(), names.end()};
 }
@@ -59,8 +71,9 @@ bool has_work(const Session& session, const RespLimits& limits) {
 Parking::Parking(Server& server, ParkingOptions options) : server_(server), options_(std::move(options)) {
   uv_timer_init(server_.loop(), &scan_timer_);
   uv_timer_init(server_.loop(), &phase_timer_);
-  scan_timer_.data = phase_timer_.data = this;
-  open_handles_ = 2;
+  uv_check_init(server_.loop(), &flush_check_);
+  scan_timer_.data = phase_timer_.data = flush_check_.data = this;
+  open_handles_ = 3;
   recall_ = [this](std::uint64_t id) {
     if (client_) (void)client_->recall(id);  // ENOTCONN: resent on reconnect (connected())
   };
@@ -74,6 +87,9 @@ Parking::~Parking() {
   // Stand-ins still registered would dangle in the channel registry.
   for (auto& [id, stand_in] : parked_) {
     if (stand_in) server_.pubsub().rebind(stand_in->channels(), stand_in->patterns(), stand_in.get(), nullptr);
+  }
+  for (auto& [id, w] : waiting_) {
+    server_.pubsub().rebind(w.stand_in->channels(), w.stand_in->patterns(), w.stand_in.get(), nullptr);
   }
 }
 
@@ -89,6 +105,7 @@ void Parking::start(ListenerReady on_listener) {
   cb.on_parked = [this](std::uint64_t /*id*/) { maybe_finish_handover(); };
   cb.on_inventory = [this](const parker::protocol::InventoryReply& r) { inventory(r); };
   cb.on_left = [this](parker::Error e) { left(e); };
+  cb.on_write_result = [this](const parker::protocol::WriteResult& r) { write_result(r); };
   client_ = parker::UvClient::create(server_.loop(), std::move(cb));
   set_scan_interval(std::clamp<std::uint64_t>(options_.park_after_ms / 4, 10, 250));
   uv_timer_start(&phase_timer_, on_phase_timer, options_.startup_timeout_ms, 0);
@@ -111,11 +128,13 @@ void Parking::close() noexcept {
   if (closed_) return;
   closed_ = true;
   phase_ = Phase::done;
+  batch_ids_.clear();  // stopping: what was not sent yet is lost with the process, as any unsent reply
   client_.reset();  // parks not sent yet come back through rejected() now
   listener_.reset();
   handed_over_.reset();
   uv_close(reinterpret_cast<uv_handle_t*>(&scan_timer_), on_handle_closed);
   uv_close(reinterpret_cast<uv_handle_t*>(&phase_timer_), on_handle_closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&flush_check_), on_handle_closed);
 }
 
 void Parking::on_handle_closed(uv_handle_t* handle) noexcept { --static_cast<Parking*>(handle->data)->open_handles_; }
@@ -134,6 +153,11 @@ void Parking::connected(const parker::protocol::Welcome& welcome) {
   }
   for (auto& [id, stand_in] : parked_) {
     if (stand_in && stand_in->wants_recall()) stand_in->recall_again();
+  }
+  if (client_->core().exactly_once()) {
+    // Before any park of this session (parks are only queued): they name these sets.
+    (void)client_->declare_keepalive_rules(kPlainRules, ping_rules("+PONG\r\n"));
+    (void)client_->declare_keepalive_rules(kSubscribedRules, ping_rules("*2\r\n$4\r\npong\r\n$0\r\n\r\n"));
   }
   if (client_->core().exactly_once() && client_->request_inventory().ok()) {
     // What the pool holds decides the index (and, at start, the listener): see inventory().
@@ -166,6 +190,7 @@ void Parking::disconnected(parker::Error error, std::chrono::milliseconds retry_
   }
   inventory_pending_ = false;  // asked again on the next session
   unlisted_.clear();
+  forget_writes_in_flight();
   if (phase_ == Phase::starting) decide_listener(std::move(handed_over_));
 }
 
@@ -213,7 +238,7 @@ void Parking::index_record(const parker::protocol::InventoryRecord& record) {
   SessionDecodeResult decoded = decode_session(as_bytes(record.blob));
   if (decoded.session && decoded.session->subscribed()) {
     stand_in = std::make_unique<ParkedSubscriber>(record.id, to_vector(decoded.session->channels),
-                                                  to_vector(decoded.session->patterns), &recall_);
+                                                  to_vector(decoded.session->patterns), &recall_, static_cast<WriteThrough*>(this));
     server_.pubsub().rebind(stand_in->channels(), stand_in->patterns(), nullptr, stand_in.get());
     ++inventory_subscribers_;
   } else if (!decoded.session) {
@@ -276,6 +301,7 @@ void Parking::scan() {
 // are exempt, as in redis.
 parker::ParkOptions Parking::park_options(const Connection& conn) const {
   parker::ParkOptions o;
+  if (client_->core().exactly_once()) o.keepalive_set = conn.session().subscribed() ? kSubscribedRules : kPlainRules;
   const std::uint64_t timeout_ms = server_.options().client_limits.timeout_seconds * 1000;
   if (timeout_ms == 0 || conn.session().subscribed()) return o;
   const std::uint64_t idle_ms = uv_now(server_.loop()) - conn.last_input_ms();
@@ -298,7 +324,7 @@ void Parking::park_one(Connection& conn, bool handover) {
   std::unique_ptr<ParkedSubscriber> stand_in;
   if (conn.session().subscribed()) {
     stand_in = std::make_unique<ParkedSubscriber>(id, to_vector(conn.session().channels),
-                                                  to_vector(conn.session().patterns), &recall_);
+                                                  to_vector(conn.session().patterns), &recall_, static_cast<WriteThrough*>(this));
   }
   const parker::ParkOptions options = park_options(conn);
   const std::size_t max_blob = client_->core().welcome().max_blob;
@@ -323,6 +349,7 @@ void Parking::park_one(Connection& conn, bool handover) {
   // gives both back through rejected() if parker refuses it or the session ends first.
   parked_[id] = std::move(stand_in);
   ++server_.stats().parking.parks_total;
+  if (options.keepalive_set != 0) ++server_.stats().parking.keepalive_parks_total;
   update_gauge();
 }
 
@@ -342,7 +369,7 @@ void Parking::rejected(parker::RejectedPark park) {
     forget_entry(park.id);
     return;  // park.fd closes the socket
   }
-  (void)restore(std::move(park.fd), as_bytes(park.blob), park.id);
+  come_back(std::move(park.fd), std::move(park.blob), park.id, {}, false);
 }
 
 // --- Waking ---
@@ -356,10 +383,11 @@ void Parking::woken(parker::WokenConnection woken) {
   const std::uint64_t seq = woken.seq;
   if (woken.id == kListenerParkId) {
     listener_woken(std::move(woken.fd), woken.blob);
-  } else if (restore(std::move(woken.fd), as_bytes(woken.blob), woken.id) != nullptr) {
-    ++server_.stats().parking.wakes_total;
+  } else {
+    come_back(std::move(woken.fd), std::move(woken.blob), woken.id, std::move(woken.unsent), true);
   }
-  // The connection is ours from here on (or closed for a blob we could not restore).
+  // The connection is ours from here on (or closed for a blob we could not restore; or
+  // waiting in waiting_ for write results, its fd ours all the same).
   if (exactly_once) (void)client_->acknowledge(seq);
 }
 
@@ -379,6 +407,7 @@ void Parking::woken_in_handover(parker::WokenConnection woken) {
   SessionDecodeResult decoded = decode_session(as_bytes(woken.blob));
   std::optional<std::vector<std::byte>> blob;
   if (decoded.session && !stand_in->over_limit()) {
+    decoded.session->unsent_output.append(woken.unsent);  // what parker could not write goes first
     decoded.session->unsent_output.append(stand_in->pending());
     const std::size_t max_blob = client_->core().welcome().max_blob;
     blob = encode_session(*decoded.session, max_blob == 0 ? SIZE_MAX : max_blob);
@@ -389,7 +418,7 @@ void Parking::woken_in_handover(parker::WokenConnection woken) {
     forget_entry(woken.id);
     return;
   }
-  auto fresh = std::make_unique<ParkedSubscriber>(woken.id, stand_in->channels(), stand_in->patterns(), &recall_);
+  auto fresh = std::make_unique<ParkedSubscriber>(woken.id, stand_in->channels(), stand_in->patterns(), &recall_, static_cast<WriteThrough*>(this));
   server_.pubsub().rebind(stand_in->channels(), stand_in->patterns(), stand_in, fresh.get());
   if (parker::Error e = client_->park(woken.fd, woken.id, as_chars(*blob)); e.failed()) {
     spdlog::warn("client {}: cannot park it again with its messages ({}); the successor will not deliver them",
@@ -401,7 +430,7 @@ void Parking::woken_in_handover(parker::WokenConnection woken) {
   it->second = std::move(fresh);
 }
 
-Connection* Parking::restore(parker::UniqueFd fd, std::span<const std::byte> blob, std::uint64_t id) {
+void Parking::come_back(parker::UniqueFd fd, std::string blob, std::uint64_t id, std::string unsent, bool count_wake) {
   std::unique_ptr<ParkedSubscriber> stand_in;
   if (auto it = parked_.find(id); it != parked_.end()) {
     stand_in = std::move(it->second);
@@ -409,6 +438,30 @@ Connection* Parking::restore(parker::UniqueFd fd, std::span<const std::byte> blo
   }
   unlisted_.erase(id);
   update_gauge();
+  if (stand_in && stand_in->writes_in_flight() > 0) {
+    // Parker may yet report some of those writes not made: they must reach the client before
+    // anything newer, so the connection is served once every one is answered (one round trip).
+    stand_in->set_woken();
+    waiting_[id] = Waiting{std::move(fd), std::move(blob), std::move(unsent), std::move(stand_in), count_wake};
+    return;
+  }
+  if (restore(std::move(fd), as_bytes(blob), id, unsent, std::move(stand_in)) != nullptr && count_wake) {
+    ++server_.stats().parking.wakes_total;
+  }
+}
+
+void Parking::finish_waiting(std::uint64_t id) {
+  auto it = waiting_.find(id);
+  if (it == waiting_.end() || it->second.stand_in->writes_in_flight() > 0) return;
+  Waiting w = std::move(it->second);
+  waiting_.erase(it);
+  if (restore(std::move(w.fd), as_bytes(w.blob), id, w.unsent, std::move(w.stand_in)) != nullptr && w.count_wake) {
+    ++server_.stats().parking.wakes_total;
+  }
+}
+
+Connection* Parking::restore(parker::UniqueFd fd, std::span<const std::byte> blob, std::uint64_t id,
+                             std::string_view unsent, std::unique_ptr<ParkedSubscriber> stand_in) {
   AdoptResult r = server_.adopt_connection(fd, blob, stand_in.get());
   if (r.connection == nullptr) {
     spdlog::warn("client {}: cannot restore its session ({}); closing it", id, r.error);
@@ -420,9 +473,114 @@ Connection* Parking::restore(parker::UniqueFd fd, std::span<const std::byte> blo
       r.connection->close();  // as an active subscriber that does not read would be
       return nullptr;
     }
-    r.connection->deliver_raw(stand_in->pending());
   }
+  // Bytes parker accepted and could not write come first; then what was kept here.
+  if (!unsent.empty()) r.connection->deliver_raw(unsent);
+  if (stand_in) r.connection->deliver_raw(stand_in->pending());
   return r.connection;
+}
+
+// --- Write-through ---
+
+ParkedSubscriber* Parking::stand_in_of(std::uint64_t id) {
+  if (auto it = parked_.find(id); it != parked_.end()) return it->second.get();
+  if (auto it = waiting_.find(id); it != waiting_.end()) return it->second.stand_in.get();
+  return nullptr;
+}
+
+bool Parking::write_through(std::uint64_t id, std::string_view pattern, std::string_view channel,
+                            std::string_view message) {
+  if (!client_ || !client_->connected() || !client_->core().exactly_once()) return false;
+  if (phase_ != Phase::serving && phase_ != Phase::starting) return false;
+  if (batch_ids_.empty() || batch_pattern_ != pattern || batch_channel_ != channel || batch_message_ != message) {
+    flush_writes();
+    ReplyBuffer resp;
+    resp.array(pattern.empty() ? 3 : 4);
+    resp.bulk(pattern.empty() ? "message" : "pmessage");
+    if (!pattern.empty()) resp.bulk(pattern);
+    resp.bulk(channel);
+    resp.bulk(message);
+    if (resp.pending().size() > parker::protocol::kMaxWritePayload) return false;
+    batch_pattern_ = pattern;
+    batch_channel_ = channel;
+    batch_message_ = message;
+    batch_payload_ = resp.pending();
+  }
+  batch_ids_.push_back(id);
+  if (!flush_armed_) {
+    flush_armed_ = true;
+    uv_check_start(&flush_check_, on_flush_check);  // after this iteration's I/O callbacks
+  }
+  return true;
+}
+
+void Parking::on_flush_check(uv_check_t* check) noexcept {
+  auto* self = static_cast<Parking*>(check->data);
+  self->flush_writes();
+  uv_check_stop(check);
+  self->flush_armed_ = false;
+}
+
+// One WRITE per message: the client library sends it at its next flush, after the parks
+// queued before it. A write that cannot be queued is kept by each stand-in, with a recall.
+void Parking::flush_writes() {
+  if (batch_ids_.empty()) return;
+  std::vector<std::uint64_t> ids = std::move(batch_ids_);
+  batch_ids_.clear();
+  std::uint64_t number = 0;
+  parker::Error e = client_ ? client_->write(ids, batch_payload_, &number) : parker::Error{ENOTCONN};
+  if (e.failed()) {
+    spdlog::debug("write-through of {} message(s) not sent ({}); recalling them", ids.size(), parker::describe(e));
+    for (std::uint64_t id : ids) {
+      if (ParkedSubscriber* s = stand_in_of(id)) {
+        s->write_answered();
+        s->keep_returned(batch_payload_, true);
+      }
+    }
+    return;
+  }
+  writes_in_flight_.push_back({number, batch_payload_, std::move(ids)});
+}
+
+void Parking::write_result(const parker::protocol::WriteResult& result) {
+  if (writes_in_flight_.empty() || writes_in_flight_.front().number != result.write) {
+    spdlog::warn("parker answered write {} that is not the next in flight; ignored", result.write);
+    return;
+  }
+  WriteInFlight w = std::move(writes_in_flight_.front());
+  writes_in_flight_.pop_front();
+  auto& stats = server_.stats().parking;
+  stats.write_through_messages_total += result.written;
+  stats.write_through_bytes_total += static_cast<std::uint64_t>(result.written) * w.payload.size();
+  stats.write_through_returned_total += result.not_parked.size();
+  // Not written: woken or closed before parker got the WRITE. Delivered by us, in order.
+  for (std::uint64_t id : result.not_parked) {
+    if (ParkedSubscriber* s = stand_in_of(id)) s->keep_returned(w.payload, false);
+  }
+  for (std::uint64_t id : w.ids) {
+    ParkedSubscriber* s = stand_in_of(id);
+    if (s == nullptr) continue;
+    s->write_answered();
+    if (s->writes_in_flight() == 0 && waiting_.contains(id)) finish_waiting(id);
+  }
+}
+
+// The session ended with writes unanswered: parker handled each or none of them, and cannot
+// say which any more. Counted as made (at most once: a message is never sent twice), and the
+// connections waiting for them are served.
+void Parking::forget_writes_in_flight() {
+  flush_writes();  // fails without a session: kept and recalled
+  std::size_t unanswered = writes_in_flight_.size();
+  for (WriteInFlight& w : writes_in_flight_) {
+    for (std::uint64_t id : w.ids) {
+      if (ParkedSubscriber* s = stand_in_of(id)) s->write_answered();
+    }
+  }
+  writes_in_flight_.clear();
+  if (unanswered != 0) spdlog::warn("{} write-through message(s) unanswered when the session with parker ended", unanswered);
+  std::vector<std::uint64_t> ready;
+  for (auto& [id, w] : waiting_) ready.push_back(id);
+  for (std::uint64_t id : ready) finish_waiting(id);
 }
 
 void Parking::closed_by_parker(std::uint64_t id, parker::protocol::CloseReason reason) {

@@ -10,6 +10,13 @@
 //     registry, so PUBLISH counts it and recalls it.
 //   * A wake restores the session (Server::adopt_connection) and the waiting request is read
 //     as usual. CLOSED (the client hung up while parked) frees the entry.
+//   * Talking to parked clients without waking them (protocol 1.1): PUBLISH to a parked
+//     subscriber goes to parker as a WRITE — one per message, naming every parked subscriber
+//     it goes to (batched in one loop iteration, sent before the loop waits) — and parker
+//     writes it to their sockets. Parked connections answer PING by keep-alive rule: set 1
+//     (+PONG) for plain connections, set 2 (the subscribed-mode pong) for subscribers, RESP
+//     and inline forms, declared on every session. Exactly once: what parker reports not
+//     written goes out through the connection when it is back, in order (parked_subscriber.hpp).
 //   * Nothing is ever lost in flight (protocol 1.1): every park parker refuses, and every park
 //     it has not confirmed when the session ends, comes back through on_rejected with its fd
 //     and blob, and is served here again (tried again after another park_after). A wake is
@@ -31,6 +38,7 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -55,7 +63,7 @@ struct ParkingOptions {
 // The id of the listening socket parked across a graceful restart (client ids stay below 2^63).
 inline constexpr std::uint64_t kListenerParkId = UINT64_MAX;
 
-class Parking {
+class Parking final : private WriteThrough {
  public:
   // Called once at start with the listener a previous process parked, or an invalid fd:
   // listen afresh.
@@ -98,6 +106,21 @@ class Parking {
   void error_from_parker(const parker::protocol::ErrorMessage& error);
   void inventory(const parker::protocol::InventoryReply& reply);
   void left(parker::Error error);
+  void write_result(const parker::protocol::WriteResult& result);
+
+  // Write-through (WriteThrough): messages batched per payload until the loop iteration ends.
+  bool write_through(std::uint64_t id, std::string_view pattern, std::string_view channel,
+                     std::string_view message) override;
+  static void on_flush_check(uv_check_t* check) noexcept;
+  void flush_writes();
+  void forget_writes_in_flight();
+  // Wakes and refused parks come back here: restored at once, or kept waiting while writes
+  // to the connection are in flight.
+  void come_back(parker::UniqueFd fd, std::string blob, std::uint64_t id, std::string unsent, bool count_wake);
+  void finish_waiting(std::uint64_t id);
+  ParkedSubscriber* stand_in_of(std::uint64_t id);
+  Connection* restore(parker::UniqueFd fd, std::span<const std::byte> blob, std::uint64_t id,
+                      std::string_view unsent, std::unique_ptr<ParkedSubscriber> stand_in);
 
   void scan();
   void park_one(Connection& conn, bool handover);
@@ -132,6 +155,27 @@ class Parking {
   std::unordered_map<std::uint64_t, std::unique_ptr<ParkedSubscriber>> parked_;
   bool out_of_credit_counted_ = false;
   std::function<void(std::uint64_t)> recall_;  // what a ParkedSubscriber calls
+
+  // Write-through: the batch being built (one payload, its ids), and the WRITEs in flight.
+  uv_check_t flush_check_{};
+  bool flush_armed_ = false;
+  std::string batch_pattern_, batch_channel_, batch_message_, batch_payload_;
+  std::vector<std::uint64_t> batch_ids_;
+  struct WriteInFlight {
+    std::uint64_t number = 0;
+    std::string payload;
+    std::vector<std::uint64_t> ids;
+  };
+  std::deque<WriteInFlight> writes_in_flight_;
+  // Woken (or refused) while writes to it were in flight: served once they are answered.
+  struct Waiting {
+    parker::UniqueFd fd;
+    std::string blob;
+    std::string unsent;
+    std::unique_ptr<ParkedSubscriber> stand_in;
+    bool count_wake = false;
+  };
+  std::unordered_map<std::uint64_t, Waiting> waiting_;
 
   // The inventory asked for at the start of the current session.
   bool inventory_pending_ = false;

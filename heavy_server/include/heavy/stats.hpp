@@ -15,6 +15,11 @@ struct ParkingStats {
   std::uint64_t parks_total = 0;
   std::uint64_t wakes_total = 0;
   std::uint64_t park_failures_total = 0;
+  // Protocol 1.1 write-through and keep-alive rules
+  std::uint64_t write_through_messages_total = 0;  // messages parker wrote to parked subscribers (one per client)
+  std::uint64_t write_through_bytes_total = 0;     // their bytes
+  std::uint64_t write_through_returned_total = 0;  // messages parker could not write (delivered here on wake)
+  std::uint64_t keepalive_parks_total = 0;         // parks with a keep-alive rule set (PING answered by parker)
 };
 
 struct ServerStats {
