@@ -27,6 +27,8 @@ const std::vector<Scenario>& all_scenarios() {
        run_restart},
       {"handover", "parker hands N parked connections to a successor (--take-over): time, clients waiting, none lost",
        run_handover},
+      {"fanout", "PUBLISH to N parked subscribers (write-through) vs live on heavy_server and redis-server; keep-alive PINGs",
+       run_fanout},
   };
   return table;
 }
