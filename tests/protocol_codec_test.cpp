@@ -100,6 +100,10 @@ std::vector<Message> sample_messages() {
   m.emplace_back(proto::Wake{{{1, proto::WakeReason::write_blocked, "b", "rest of a message"},
                               {2, proto::WakeReason::readable, "", ""}}});  // WAKE_UNSENT
   m.emplace_back(proto::Park{{{1, 0, static_cast<std::uint8_t>(proto::kWakeOnHangup | 0xf0), "s"}}});
+  m.emplace_back(proto::KeepUpdate{{{proto::KeepOp::woken, "web", 7},
+                                    {proto::KeepOp::forget, "web-2", ~std::uint64_t{0}},
+                                    {proto::KeepOp::forget_woken, "a", 0}}});
+  m.emplace_back(proto::KeepControl{proto::KeepCommand::state, 19000});
   return m;
 }
 
@@ -298,7 +302,7 @@ TEST_CASE("the largest allowed frame decodes", "[protocol][codec]") {
 }
 
 TEST_CASE("unknown message types are refused from the header alone", "[protocol][codec]") {
-  for (std::uint16_t type : {0, 30, 31, 0x100, 0xffff}) {
+  for (std::uint16_t type : {0, 30, 31, 34, 0x100, 0xffff}) {
     INFO("type " << type);
     CHECK(error_of(raw_frame(type, 0, {}), 0) == DecodeError::unknown_type);
     CHECK(error_of(raw_frame(type, 0, {}, 100), 0) == DecodeError::unknown_type);  // body not there yet
@@ -365,6 +369,19 @@ TEST_CASE("id lists and CLOSED batches larger than any frame can hold are record
           DecodeError::truncated_body);
   }
   CHECK(error_of(raw_frame(closed, 0, Body{}.u32(1000).u64(1).u8(1).bytes), 0) == DecodeError::truncated_body);
+}
+
+TEST_CASE("keeper messages with an op or command 1.1 does not define are bad_value", "[protocol][codec]") {
+  const auto update = static_cast<std::uint16_t>(proto::MessageType::keep_update);
+  const auto control = static_cast<std::uint16_t>(proto::MessageType::keep_control);
+  for (std::uint8_t op : {0, 4, 255}) {
+    INFO("op " << int(op));
+    CHECK(error_of(raw_frame(update, 0, Body{}.u32(1).u8(op).u8(3).bytes), 0) != DecodeError::none);
+  }
+  for (std::uint8_t command : {0, 5}) {
+    INFO("command " << int(command));
+    CHECK(error_of(raw_frame(control, 0, Body{}.u8(command).u64(0).bytes), 0) == DecodeError::bad_value);
+  }
 }
 
 TEST_CASE("enum and flag values v1 does not define are bad_value", "[protocol][codec]") {

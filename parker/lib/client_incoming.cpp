@@ -82,6 +82,8 @@ void Client::dispatch(protocol::Frame& frame) {
     case protocol::MessageType::taken:
     case protocol::MessageType::write:
     case protocol::MessageType::keepalive_rules:
+    case protocol::MessageType::keep_update:  // parker to its keeper only
+    case protocol::MessageType::keep_control:
     case protocol::MessageType::hello:
     case protocol::MessageType::park:
     case protocol::MessageType::recall:

@@ -173,6 +173,19 @@ void write_body(Writer& w, const KeepaliveRules& m) {
     w.put_bytes(rule.reply);
   }
 }
+void write_body(Writer& w, const KeepUpdate& m) {
+  w.put(static_cast<std::uint32_t>(m.records.size()));
+  for (const auto& r : m.records) {
+    w.put(static_cast<std::uint8_t>(r.op));
+    w.put(static_cast<std::uint8_t>(r.pool.size()));
+    w.put_bytes(r.pool);
+    w.put(r.id);
+  }
+}
+void write_body(Writer& w, const KeepControl& m) {
+  w.put(static_cast<std::uint8_t>(m.command));
+  w.put(m.count);
+}
 
 // ---- reading ---------------------------------------------------------------------------
 
@@ -471,6 +484,32 @@ DecodeError read_body(Reader& r, KeepaliveRules& m) {
   }
   return DecodeError::none;
 }
+DecodeError read_body(Reader& r, KeepUpdate& m) {
+  auto count = r.get<std::uint32_t>();
+  // Each record is at least 11 bytes: refuse a count the body cannot hold before reading.
+  if (r.failed()) return DecodeError::none;
+  if (count > kMaxFrameBody / 11) return DecodeError::record_count;
+  m.records.reserve(count);
+  for (std::size_t i = 0; i < count && !r.failed(); ++i) {
+    KeepUpdateRecord rec;
+    rec.op = static_cast<KeepOp>(r.get<std::uint8_t>());
+    auto len = r.get<std::uint8_t>();
+    rec.pool = r.get_string(len);
+    rec.id = r.get<std::uint64_t>();
+    if (r.failed()) break;
+    if (rec.op < KeepOp::woken || rec.op > KeepOp::forget_woken || !valid_pool_name(rec.pool)) {
+      return DecodeError::bad_value;
+    }
+    m.records.push_back(std::move(rec));
+  }
+  return DecodeError::none;
+}
+DecodeError read_body(Reader& r, KeepControl& m) {
+  m.command = static_cast<KeepCommand>(r.get<std::uint8_t>());
+  m.count = r.get<std::uint64_t>();
+  if (!r.failed() && (m.command < KeepCommand::hello || m.command > KeepCommand::bye)) return DecodeError::bad_value;
+  return DecodeError::none;
+}
 
 bool carries_fds(MessageType t) {
   return t == MessageType::park || t == MessageType::rejected || t == MessageType::wake ||
@@ -533,6 +572,8 @@ DecodeError decode_body(MessageType type, Reader& r, Message& out, std::size_t f
       out = std::move(m);
       return DecodeError::none;
     }
+    case MessageType::keep_update: return decode_as<KeepUpdate>(r, out, fds);
+    case MessageType::keep_control: return decode_as<KeepControl>(r, out, fds);
   }
   return DecodeError::unknown_type;
 }
@@ -560,6 +601,8 @@ bool has_unsent(const Wake& wake) noexcept {
 
 MessageType type_of(const Message& message) {
   if (auto* w = std::get_if<Wake>(&message); w != nullptr && has_unsent(*w)) return MessageType::wake_unsent;
+  if (std::holds_alternative<KeepUpdate>(message)) return MessageType::keep_update;
+  if (std::holds_alternative<KeepControl>(message)) return MessageType::keep_control;
   return static_cast<MessageType>(message.index() + 1);  // alternatives follow the type codes
 }
 
@@ -604,7 +647,10 @@ DecodeResult decode(std::span<const std::byte> bytes, std::size_t fds_available)
   auto type = static_cast<MessageType>(read_u16(bytes, 4));
   std::size_t fds = read_u16(bytes, 6);
   if (length > kMaxFrameBody) return failure(DecodeError::frame_too_big);
-  if (type < MessageType::hello || type > MessageType::wake_unsent) return failure(DecodeError::unknown_type);
+  if ((type < MessageType::hello || type > MessageType::wake_unsent) && type != MessageType::keep_update &&
+      type != MessageType::keep_control) {
+    return failure(DecodeError::unknown_type);
+  }
   if (fds > kMaxRecordsPerFrame || (fds != 0 && !carries_fds(type))) {
     return failure(DecodeError::fd_count_invalid);
   }

@@ -3,8 +3,8 @@
 
 namespace parker::protocol {
 
-static_assert(std::variant_size_v<Message> == static_cast<std::size_t>(MessageType::keepalive_rules),
-              "Message alternatives must follow the MessageType codes, in order");
+static_assert(std::variant_size_v<Message> == static_cast<std::size_t>(MessageType::keepalive_rules) + 2,
+              "Message alternatives must follow the MessageType codes, in order (then the keeper's two)");
 
 std::string_view to_string(MessageType type) {
   switch (type) {
@@ -37,6 +37,8 @@ std::string_view to_string(MessageType type) {
     case MessageType::write_result: return "write_result";
     case MessageType::keepalive_rules: return "keepalive_rules";
     case MessageType::wake_unsent: return "wake_unsent";
+    case MessageType::keep_update: return "keep_update";
+    case MessageType::keep_control: return "keep_control";
   }
   return "unknown";
 }

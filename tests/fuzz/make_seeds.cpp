@@ -65,6 +65,14 @@ std::vector<proto::HandoverEnd> examples() {
   return {{3, {{"web", 1000, 9, proto::CloseReason::hangup}}}, {0, {}}};
 }
 template <>
+std::vector<proto::KeepUpdate> examples() {
+  return {{{{proto::KeepOp::woken, "web", 7}, {proto::KeepOp::forget_woken, "web", 8}}}};
+}
+template <>
+std::vector<proto::KeepControl> examples() {
+  return {{proto::KeepCommand::hello, 0}, {proto::KeepCommand::state, 3}};
+}
+template <>
 std::vector<proto::Rejected> examples() {
   return {{{{7, proto::RejectReason::quota_owner, "session-state"}}},
           {{{8, proto::RejectReason::no_credit, ""}, {9, proto::RejectReason::duplicate_id, "b"}}}};

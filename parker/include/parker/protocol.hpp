@@ -70,6 +70,9 @@ enum class MessageType : std::uint16_t {
   write_result = 27,     // parker -> owner: a WRITE handled; the ids it could not write to
   keepalive_rules = 28,  // owner -> parker: a set of request -> reply rules for the pool
   wake_unsent = 29,      // parker -> owner: WAKE whose records carry bytes not yet written
+  // 1.1, parker to its keeper (docs/PROTOCOL.md, "The keeper: surviving a crash")
+  keep_update = 32,      // parker -> keeper: connections woken or gone (no fds)
+  keep_control = 33,     // both ways: hello, the keeper's state, restore, bye
 };
 
 enum class WakeReason : std::uint8_t {
@@ -342,16 +345,48 @@ struct KeepaliveRules {
   friend bool operator==(const KeepaliveRules&, const KeepaliveRules&) = default;
 };
 
+// ---- 1.1, parker to its keeper -----------------------------------------------------------
+// parker sends the keeper a copy of every connection it parks (HANDOVER frames, one fd per
+// record) and tells it, with KEEP_UPDATE, when one is woken (the keeper's copy is then a
+// held wake) or gone (the copy closes). A connection is known by its pool and id.
+enum class KeepOp : std::uint8_t {
+  woken = 1,         // parked -> held: on its way to an owner
+  forget = 2,        // gone, whatever its state (closed, dropped, let go)
+  forget_woken = 3,  // the owner has it (acknowledged, or sent on a 1.0 session): only a held copy goes
+};
+struct KeepUpdateRecord {
+  KeepOp op = KeepOp::forget;
+  std::string pool;
+  std::uint64_t id = 0;
+  friend bool operator==(const KeepUpdateRecord&, const KeepUpdateRecord&) = default;
+};
+struct KeepUpdate {
+  std::vector<KeepUpdateRecord> records;
+  friend bool operator==(const KeepUpdate&, const KeepUpdate&) = default;
+};
+enum class KeepCommand : std::uint8_t {
+  hello = 1,    // parker -> keeper, first: `count` = 0
+  state = 2,    // keeper -> parker: the answer to hello, `count` = connections it holds
+  restore = 3,  // parker -> keeper: send me copies of them all (HANDOVER ... HANDOVER_END)
+  bye = 4,      // parker -> keeper: stopping cleanly, nothing is left to keep: exit
+};
+struct KeepControl {
+  KeepCommand command = KeepCommand::hello;
+  std::uint64_t count = 0;
+  friend bool operator==(const KeepControl&, const KeepControl&) = default;
+};
+
 // The alternatives follow the type codes (index + 1), but for WAKE_UNSENT, which is the wire
-// form of a Wake whose records carry unsent bytes (type_of says which).
+// form of a Wake whose records carry unsent bytes, and the keeper's two (type_of says which).
 using Message = std::variant<Hello, Welcome, ErrorMessage, Park, Rejected, Wake, Closed, Recall,
                              Drop, Credit, StatsRequest, StatsReply, ListRequest, ListReply,
                              Ack, Parked, InventoryRequest, InventoryReply, Goodbye, Reclaim,
                              CreditReturn, TakeOver, Handover, HandoverEnd, Taken,
-                             Write, WriteResult, KeepaliveRules>;
+                             Write, WriteResult, KeepaliveRules, KeepUpdate, KeepControl>;
 // Messages of minor version 1: a session that negotiated 1.0 neither sends nor accepts them.
 [[nodiscard]] constexpr bool is_minor_1(MessageType type) noexcept {
-  return type >= MessageType::ack && type <= MessageType::wake_unsent;
+  return (type >= MessageType::ack && type <= MessageType::wake_unsent) || type == MessageType::keep_update ||
+         type == MessageType::keep_control;
 }
 // A Wake that must travel as WAKE_UNSENT.
 [[nodiscard]] bool has_unsent(const Wake& wake) noexcept;

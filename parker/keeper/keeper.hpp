@@ -1,0 +1,56 @@
+// Keeper: the parker-keeper process's loop. It listens on its own socket for parker (the
+// running one, and for a moment also its successor or its restarted self), keeps what they
+// send in a KeptStore, and gives copies of it all to a parker that starts after a crash.
+//
+// Single-threaded, blocking, poll(2)-driven: it holds fds and bookkeeping, nothing more, so
+// it has nothing to be fast at but not losing them. A peer that sends something malformed
+// loses its connection; the store is not touched by it.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <list>
+#include <string>
+
+#include "kept_store.hpp"
+#include "parker/frame_reader.hpp"
+#include "parker/unique_fd.hpp"
+
+namespace parker::keeper {
+
+struct KeeperConfig {
+  std::string socket_path;
+  // With no parker connected for this long, the keeper closes what it holds and exits.
+  std::chrono::seconds linger{600};
+  std::chrono::milliseconds send_timeout{5000};
+};
+
+class Keeper {
+ public:
+  explicit Keeper(KeeperConfig config);
+  // Listens, serves until BYE, a signal (TERM, INT) or the linger time; the exit status.
+  int run();
+
+ private:
+  struct Peer {
+    UniqueFd socket;
+    protocol::FrameReader reader;
+    bool said_hello = false;
+  };
+
+  void accept_peers();
+  // False when the peer must go (it hung up, or sent what it should not).
+  bool serve(Peer& peer);
+  bool handle(Peer& peer, protocol::Frame& frame);
+  bool restore(Peer& peer);
+  bool send(Peer& peer, const protocol::Message& message, std::span<const int> fds = {});
+
+  KeeperConfig config_;
+  KeptStore store_;
+  UniqueFd listener_;
+  std::list<Peer> peers_;
+  bool stop_ = false;
+  int exit_status_ = 0;
+};
+
+}  // namespace parker::keeper
