@@ -1,6 +1,7 @@
 #include "heavy/parking.hpp"
 
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -30,6 +31,12 @@ constexpr std::uint64_t kLeaveBackstopMs = 7000;
 bool has_unread_bytes(int fd) {
   int pending = 0;
   return ::ioctl(fd, FIONREAD, &pending) == 0 && pending > 0;
+}
+
+// Whether two fds are the same socket (one open file: same inode on sockfs).
+bool same_socket(int a, int b) {
+  struct stat sa {}, sb {};
+  return ::fstat(a, &sa) == 0 && ::fstat(b, &sb) == 0 && sa.st_ino == sb.st_ino && sa.st_dev == sb.st_dev;
 }
 
 std::string_view as_chars(std::span<const std::byte> bytes) {
@@ -227,9 +234,12 @@ void Parking::index_record(const parker::protocol::InventoryRecord& record) {
   ++inventory_records_;
   unlisted_.erase(record.id);
   // Held (waiting for an owner): it is on its way to us as a WAKE. Already indexed: ours.
-  // Served here: it cannot be parked as well (an id a new process gave away again).
-  if (record.state != parker::protocol::InventoryState::parked || parked_.contains(record.id) ||
-      server_.find_connection(record.id) != nullptr) {
+  if (record.state != parker::protocol::InventoryState::parked || parked_.contains(record.id)) return;
+  if (server_.find_connection(record.id) != nullptr) {
+    // Served here and parked too: a park whose confirmation a crashed parker never sent (its
+    // keeper had it), or an id a new process gave away again. The wake tells which: the same
+    // socket is dropped there (woken()), another one is served under a new id.
+    (void)client_->recall(record.id);
     return;
   }
   // A subscriber is registered under its channels at once, so PUBLISH counts it (and recalls
@@ -381,6 +391,14 @@ void Parking::woken(parker::WokenConnection woken) {
     return;
   }
   const std::uint64_t seq = woken.seq;
+  if (Connection* served = server_.find_connection(woken.id);
+      served != nullptr && same_socket(served->fd(), woken.fd.get())) {
+    // A parker that crashed (parker --keeper) may hand back a connection whose wake we had
+    // already adopted before it could learn so: we serve it already. Our extra copy goes.
+    spdlog::debug("client {}: woken again though served here (a restarted parker); ignored", woken.id);
+    if (exactly_once) (void)client_->acknowledge(seq);
+    return;
+  }
   if (woken.id == kListenerParkId) {
     listener_woken(std::move(woken.fd), woken.blob);
   } else {

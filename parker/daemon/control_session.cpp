@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "keeper_link.hpp"
 #include "pool.hpp"
 
 namespace parker::daemon {
@@ -337,6 +338,7 @@ void ControlSession::release_acked(std::uint64_t upto) {
         }
       }
       if (u.item.fd) {
+        if (pool_ != nullptr) pool_->tell_keeper(protocol::KeepOp::forget_woken, u.item.record.id);
         u.item.fd.reset();
         ++released;
         --unacked_held_;
@@ -376,6 +378,8 @@ void ControlSession::release_unacked_id(std::uint64_t id) {
   unacked_ids_.erase(it);
   u.released = true;
   if (u.item.fd) {
+    // Parked again: the keeper's record is the new park's, which this does not touch.
+    if (pool_ != nullptr) pool_->tell_keeper(protocol::KeepOp::forget_woken, id);
     u.item.fd.reset();
     --unacked_held_;
     core_.fds_released(1);
@@ -527,6 +531,10 @@ void ControlSession::encode_pending() {
       pending_wakes_.pop_front();
     }
     protocol::encode(wake, out.bytes);
+    if (!out_.keeps_woken() && pool_ != nullptr) {
+      // 1.0: the owner's from the frame's first byte, which goes in this pump.
+      for (const protocol::WakeRecord& r : wake.records) pool_->tell_keeper(protocol::KeepOp::forget_woken, r.id);
+    }
     out.wakes = std::move(wake.records);  // kept with their fds until written (and acked)
     out_.push(std::move(out));
   }
@@ -559,6 +567,9 @@ void ControlSession::take_flush_result(OutputQueue::FlushResult& result) {
 
 void ControlSession::pump() {
   if (closed() || !started_) return;
+  // An owner learns of a park or a wake only once the keeper knows it: the daemon pumps this
+  // session again when the keeper's socket has taken the batch.
+  if (core_.keeper != nullptr && !core_.keeper->caught_up() && !core_.keeper->flush()) return;
   for (;;) {
     encode_pending();
     if (finishing_ && pending_wakes_.empty() && !goodbye_queued_) {
@@ -620,8 +631,10 @@ void ControlSession::fail(ErrorCode code, std::string text) {
   }
   confirm_parks();
   send_error(code, true, 0, std::move(text));
-  auto result = out_.flush(fd_.get());  // best effort: the peer may not be reading
-  take_flush_result(result);
+  if (core_.keeper == nullptr || core_.keeper->caught_up() || core_.keeper->flush()) {
+    auto result = out_.flush(fd_.get());  // best effort: the peer may not be reading
+    take_flush_result(result);
+  }
   close(Ending::by_parker);
 }
 
@@ -642,6 +655,7 @@ void ControlSession::leave_pool(Ending ending) {
     if (ending == Ending::peer_gone) {
       pool->deliver(std::move(u.item));
     } else {
+      pool->tell_keeper(protocol::KeepOp::forget_woken, u.item.record.id);
       u.item.fd.reset();
       ++released;
     }

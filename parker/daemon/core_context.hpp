@@ -24,6 +24,7 @@
 namespace parker::daemon {
 
 class ControlSession;
+class KeeperLink;
 class Pool;
 
 // Sums over every pool, kept by the pools themselves.
@@ -77,6 +78,7 @@ struct CoreContext {
   DeadlineTimer& deadlines;
   CoreTotals& totals;
   CoreRegistry& registry;
+  KeeperLink* keeper = nullptr;  // --keeper: told of every park, wake and close (keeper_link.hpp)
 
   [[nodiscard]] std::uint64_t now() const noexcept { return uv_now(loop); }
   [[nodiscard]] bool shutting_down() const noexcept { return totals.stopping; }

@@ -14,6 +14,7 @@
 #include <filesystem>
 
 #include "control_session.hpp"
+#include "keeper_link.hpp"
 #include "parker/peer_credentials.hpp"
 #include "parker/unix_socket.hpp"
 #include "pool.hpp"
@@ -71,6 +72,7 @@ Error Daemon::start() {
   uv_timer_init(loop_, &hello_timer_);
   grace_timer_.data = shutdown_timer_.data = hello_timer_.data = this;
   uv_timer_start(&hello_timer_, on_hello_timer, kHelloSweepMs, kHelloSweepMs);
+  start_keeper();
   uv_check_init(loop_, &flush_check_);
   uv_prepare_init(loop_, &flush_prepare_);
   flush_check_.data = this;
@@ -137,6 +139,12 @@ void Daemon::stop_now() {
     for (auto v : counters_.closed) n += v;
     return n;
   }(), counters_.parks_total);
+  if (keeper_) {
+    // Everything went back to its owners or closed: the keeper may go. After a hand-over it
+    // stays, for the successor.
+    if (!handed_over_) keeper_->bye();
+    keeper_->close();
+  }
   close_handles();
 }
 
@@ -145,7 +153,7 @@ void Daemon::close_handles() {
   handles_open_ = false;
   for (uv_handle_t* h : {as_handle(&sigterm_), as_handle(&sigint_), as_handle(&sighup_),
                          as_handle(&grace_timer_), as_handle(&shutdown_timer_),
-                         as_handle(&hello_timer_),
+                         as_handle(&hello_timer_), as_handle(&keeper_timer_),
                          as_handle(&flush_check_), as_handle(&flush_prepare_)}) {
     uv_close(h, nullptr);
   }
@@ -357,6 +365,8 @@ void Daemon::on_flush(uv_check_t* handle) noexcept { static_cast<Daemon*>(handle
 void Daemon::on_prepare(uv_prepare_t* handle) noexcept { static_cast<Daemon*>(handle->data)->flush(); }
 
 void Daemon::flush() {
+  // The keeper first: sessions write only what it already knows (keeper_link.hpp).
+  if (keeper_) (void)keeper_->flush();
   // Pumping can close a session, whose wakes then go to another session: a few rounds.
   for (int round = 0; round < 8 && (!dirty_.empty() || credit_dirty_); ++round) {
     if (credit_dirty_) {

@@ -41,6 +41,7 @@
 namespace parker::daemon {
 
 class ControlSession;
+class KeeperLink;
 class Pool;
 
 // Pools and sessions see it only as a CoreRegistry, through core_ (core_context.hpp).
@@ -61,6 +62,10 @@ class Daemon final : private CoreRegistry {
     adopted_listener_ = std::move(listening);
     listener_taken_over_ = true;
   }
+  // --keeper: tell `keeper` of every park, wake and close (keeper_link.hpp). Call before
+  // start(), and before adopt_handover() so what is adopted is kept too. `reopen` makes a
+  // new link when this one is lost (null: none).
+  void use_keeper(std::unique_ptr<KeeperLink> keeper, std::function<std::unique_ptr<KeeperLink>()> reopen);
   // Called once, when shutdown begins (first TERM/INT), e.g. to tell systemd STOPPING=1 and
   // close handles the daemon does not own. Call before start().
   void on_stopping(std::function<void()> callback) { on_stopping_ = std::move(callback); }
@@ -76,6 +81,7 @@ class Daemon final : private CoreRegistry {
   // The successor's side of a hand-over (take_over.hpp): what it received, parked and held
   // here. Call after start(), before run().
   void adopt_handover(std::vector<HandoverItem> items, std::vector<protocol::HandoverClosed> closed);
+  [[nodiscard]] KeeperLink* keeper() const noexcept { return keeper_.get(); }
   // For status lines (sd_notify STATUS=).
   [[nodiscard]] const Counters& counters() const noexcept { return counters_; }
   [[nodiscard]] std::size_t parked_total() const noexcept { return totals_.parked; }
@@ -90,6 +96,9 @@ class Daemon final : private CoreRegistry {
   static void on_hello_timer(uv_timer_t* handle) noexcept;
   static void on_flush(uv_check_t* handle) noexcept;
   static void on_prepare(uv_prepare_t* handle) noexcept;
+  static void on_keeper_timer(uv_timer_t* handle) noexcept;
+  void start_keeper();
+  void reconnect_keeper();
 
   // CoreRegistry
   [[nodiscard]] Pool* pool_for(const std::string& name, uid_t uid) override;
@@ -160,6 +169,11 @@ class Daemon final : private CoreRegistry {
   };
   std::optional<HandingOver> handover_;
   bool listener_taken_over_ = false;
+  bool handed_over_ = false;  // TAKEN: the successor has everything, the keeper included
+
+  std::unique_ptr<KeeperLink> keeper_;
+  std::function<std::unique_ptr<KeeperLink>()> reopen_keeper_;
+  uv_timer_t keeper_timer_{};
 
   CoreTotals totals_;  // parked, held, blob bytes; `stopping` once shutdown began
   CoreContext core_{loop_, config_, capacity_, counters_, watcher_, deadlines_, totals_, *this};

@@ -12,6 +12,7 @@
 
 #include "control_session.hpp"
 #include "daemon.hpp"
+#include "keeper_link.hpp"
 #include "pool.hpp"
 
 namespace parker::daemon {
@@ -61,6 +62,8 @@ void Daemon::hand_over(ControlSession& successor, std::uint32_t room) {
     successor.send_lent(frame, std::move(fds));
   }
   successor.send_lent(protocol::HandoverEnd{items.size() + 1, handover_->closed}, {});
+  // What ending the owner sessions told the keeper reaches it before the successor does.
+  if (keeper_) keeper_->drain();
 }
 
 void Daemon::handover_taken(ControlSession& successor, std::uint64_t records) {
@@ -76,6 +79,7 @@ void Daemon::handover_taken(ControlSession& successor, std::uint64_t records) {
   }
   const std::size_t n = handover_->items.size();
   handover_.reset();  // our copies close: the successor has its own
+  handed_over_ = true;
   capacity_.fds_released(n);
   listener_.give_up_path();  // the successor listens on the same socket file
   spdlog::info("handed over the listener and {} connections to the successor (pid {}); exiting", n,

@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cstring>
+#include <filesystem>
 
 #include "capacity.hpp"
 #include "daemon.hpp"
@@ -17,6 +18,7 @@
 #include "options.hpp"
 #include "service_notifier.hpp"
 #include "systemd.hpp"
+#include "keeper_link.hpp"
 #include "take_over.hpp"
 
 namespace {
@@ -149,6 +151,29 @@ int main(int argc, char** argv) {
   }
   const Successor successor = successor_of(argc, argv);
 
+  // --keeper: the keeper holds a copy of every parked connection. One that holds some when a
+  // parker starts (not as a successor) holds what a crashed parker left: it is restored below.
+  std::function<std::unique_ptr<KeeperLink>()> open_keeper;
+  std::unique_ptr<KeeperLink> keeper;
+  std::uint64_t keeper_holds = 0;
+  if (options.keeper) {
+    std::string keeper_exe = std::filesystem::path(successor.exe).parent_path() / "parker-keeper";
+    open_keeper = [path = options.keeper_socket, keeper_exe] {
+      std::uint64_t ignored = 0;
+      std::string why;
+      auto link = KeeperLink::open(path, keeper_exe, ignored, why);
+      if (!link) spdlog::error("no keeper: {}", why);
+      return link;
+    };
+    std::string why;
+    keeper = KeeperLink::open(options.keeper_socket, keeper_exe, keeper_holds, why);
+    if (!keeper) {
+      spdlog::critical("--keeper: {}", why);
+      return 1;
+    }
+    spdlog::info("keeping a copy of every parked connection in the keeper at {}", options.keeper_socket);
+  }
+
   uv_loop_t loop;
   uv_loop_init(&loop);
   int code = 0;
@@ -158,6 +183,7 @@ int main(int argc, char** argv) {
     });
     if (activated) daemon.adopt_listener(std::move(activated));
     if (taken.listener) daemon.take_over_listener(std::move(taken.listener));
+    if (keeper) daemon.use_keeper(std::move(keeper), open_keeper);
     MetricsServer metrics(&loop, [&daemon] { return daemon.stats_text(); });
     ServiceNotifier notifier(&loop, [&daemon] { return status_line(daemon); });
     // STOPPING=1 at the first TERM/INT; the metrics listener would keep the loop running.
@@ -185,6 +211,14 @@ int main(int argc, char** argv) {
         code = 1;
       } else {
         if (options.take_over) daemon.adopt_handover(std::move(taken.items), std::move(taken.closed));
+        if (!options.take_over && keeper_holds != 0) {
+          std::vector<HandoverItem> restored;
+          std::string why = daemon.keeper()->restore(restored);
+          if (!why.empty()) spdlog::error("the keeper could not restore what it holds: {}", why);
+          spdlog::warn("the last parker did not stop cleanly: {} connection(s) restored from the keeper",
+                       restored.size());
+          daemon.adopt_handover(std::move(restored), {});
+        }
         notifier.ready();
         code = daemon.run();
       }

@@ -92,6 +92,10 @@ ParseOutcome parse_options(int argc, char** argv) {
                "Take over from the parker running at --socket: its listening socket and every parked and "
                "held connection, with their records; it exits once this one has them all (SIGUSR2 does this "
                "itself: it starts its successor with the same arguments plus --take-over)");
+  app.add_flag("--keeper", o.keeper,
+               "Survive a crash: keep a copy of every parked connection in parker-keeper (started if it is not "
+               "running); a parker started after a crash takes them all back from it");
+  app.add_option("--keeper-socket", o.keeper_socket, "The keeper's socket (default: --socket plus \".keeper\")");
   app.add_option("--metrics-listen", o.metrics_listen,
                  "Serve Prometheus metrics at http://ADDR:PORT/metrics (e.g. 127.0.0.1:9187, [::1]:9187; "
                  "port 0 picks a free one, logged)")
@@ -114,6 +118,7 @@ ParseOutcome parse_options(int argc, char** argv) {
   o.config.owner_grace = std::chrono::milliseconds(static_cast<long long>(grace_seconds * 1000.0));
   o.config.hello_timeout = std::chrono::milliseconds(static_cast<long long>(hello_seconds * 1000.0));
   if (o.config.socket_path.empty()) o.config.socket_path = default_socket_path();
+  if (o.keeper_socket.empty()) o.keeper_socket = o.config.socket_path + ".keeper";
   return {std::move(o), 0};
 }
 

@@ -32,6 +32,8 @@ struct Options {
   std::string log_file;  // empty: stderr
   std::string metrics_listen;  // "ADDR:PORT" for GET /metrics over HTTP; empty: none
   bool take_over = false;      // take the listener and every connection from the parker at --socket
+  bool keeper = false;         // keep a copy of every parked connection in parker-keeper (crash survival)
+  std::string keeper_socket;   // the keeper's socket: --socket plus ".keeper" unless given
 };
 
 // Parses argv. Returns the options, or the exit code when the program must stop here

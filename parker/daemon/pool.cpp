@@ -13,10 +13,12 @@
 
 #include "control_session.hpp"
 #include "write_through.hpp"
+#include "keeper_link.hpp"
 
 namespace parker::daemon {
 
 using protocol::CloseReason;
+using protocol::KeepOp;
 using protocol::RejectReason;
 using protocol::WakeReason;
 
@@ -65,6 +67,11 @@ std::optional<RejectReason> Pool::park(const protocol::ParkRecord& record, Uniqu
   }
   ++core_.totals.parked;
   core_.totals.blob_bytes += record.blob.size();
+  if (core_.keeper != nullptr) {
+    core_.keeper->kept({protocol::HandoverKind::parked, name_, static_cast<std::uint32_t>(owner_uid_), record.id,
+                        static_cast<std::uint8_t>(s.flags), record.deadline_ms, std::string(record.blob)},
+                       s.fd.get());
+  }
   // A socket with data already waiting comes back at once: the watcher is level-triggered,
   // so its next wait reports it readable.
   return std::nullopt;
@@ -81,6 +88,7 @@ bool Pool::let_go_unconfirmed(std::uint64_t id) {
   auto it = parked_.find(id);
   if (it == parked_.end()) return false;
   UniqueFd fd = retire(mutable_element(*it));
+  tell_keeper(KeepOp::forget, id);
   fd.reset();  // the owner's copy lives on
   return true;
 }
@@ -326,12 +334,15 @@ void Pool::wake(ParkedSocket& s, WakeReason reason, std::string_view unsent) {
   item.record.unsent = unsent;
   item.fd = retire(s);  // erases `s`
   item.woken_ns = uv_hrtime();
+  tell_keeper(KeepOp::woken, item.record.id);
   core_.counters.count(reason);
   deliver(std::move(item));
 }
 
 void Pool::close_socket(ParkedSocket& s, CloseReason reason) {
+  const std::uint64_t id = s.id;
   UniqueFd fd = retire(s);  // erases `s`
+  tell_keeper(KeepOp::forget, id);
   fd.reset();
   core_.fds_released(1);
   core_.counters.count(reason);
@@ -416,6 +427,7 @@ void Pool::deliver(protocol::CloseRecord record) {
 
 void Pool::close_held_wake(HeldWake& held, CloseReason reason) {
   if (!held.item.fd) return;
+  tell_keeper(KeepOp::forget_woken, held.item.record.id);
   held.item.fd.reset();
   core_.fds_released(1);
   core_.counters.count(reason);
@@ -439,6 +451,34 @@ std::uint64_t Pool::expire_held(std::uint64_t now) {
     next = next == 0 ? c : std::min(next, c);
   }
   return next;
+}
+
+}  // namespace parker::daemon
+
+namespace parker::daemon {
+
+void Pool::tell_keeper(protocol::KeepOp op, std::uint64_t id) {
+  if (core_.keeper != nullptr) core_.keeper->update(op, name_, id);
+}
+
+void Pool::send_all_to_keeper(KeeperLink& keeper) const {
+  const std::uint64_t now = core_.now();
+  const auto uid = static_cast<std::uint32_t>(owner_uid_);
+  for (const ParkedSocket& s : parked_) {
+    std::uint32_t left = 0;
+    if (s.deadline != 0) {
+      left = static_cast<std::uint32_t>(std::clamp<std::uint64_t>(s.deadline > now ? s.deadline - now : 1, 1, UINT32_MAX));
+    }
+    keeper.kept({protocol::HandoverKind::parked, name_, uid, s.id, static_cast<std::uint8_t>(s.flags), left,
+                 std::string(s.blob_view())},
+                s.fd.get());
+  }
+  for (const HeldWake& held : held_wakes_) {
+    if (!held.item.fd) continue;
+    keeper.kept({protocol::HandoverKind::held, name_, uid, held.item.record.id,
+                 static_cast<std::uint8_t>(held.item.record.reason), 0, held.item.record.blob},
+                held.item.fd.get());
+  }
 }
 
 }  // namespace parker::daemon

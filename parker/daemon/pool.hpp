@@ -33,6 +33,7 @@
 namespace parker::daemon {
 
 class ControlSession;
+class KeeperLink;
 
 class Pool {
  public:
@@ -93,6 +94,10 @@ class Pool {
   std::uint64_t expire_held(std::uint64_t now);
   // The readiness set reported `socket` (`error`: with an error condition).
   void socket_event(ParkedSocket& socket, bool error);
+  // A new keeper (the last one went away): a copy of every parked and held connection.
+  void send_all_to_keeper(KeeperLink& keeper) const;
+  // What the keeper must know of this pool's connection `id` (no-op without --keeper).
+  void tell_keeper(protocol::KeepOp op, std::uint64_t id);
 
  private:
   void wake(ParkedSocket& socket, protocol::WakeReason reason, std::string_view unsent = {});

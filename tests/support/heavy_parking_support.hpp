@@ -22,9 +22,11 @@ namespace heavy::test {
 // The real parker daemon listening on DIR/parker.sock; killed when destroyed if still running.
 class ParkerProcess {
  public:
-  explicit ParkerProcess(const std::string& socket_path) : socket_path_(socket_path) {
-    process_ = std::make_unique<parker::test::Process>(
-        std::vector<std::string>{parker::test::program_path("parker"), "--socket", socket_path_});
+  explicit ParkerProcess(const std::string& socket_path, std::vector<std::string> extra = {})
+      : socket_path_(socket_path) {
+    std::vector<std::string> args{parker::test::program_path("parker"), "--socket", socket_path_};
+    args.insert(args.end(), extra.begin(), extra.end());
+    process_ = std::make_unique<parker::test::Process>(args);
     if (!process_->wait_for_output("listening on", 10s)) {
       throw std::runtime_error("parker did not start: " + process_->output());
     }
