@@ -407,6 +407,7 @@ void Pool::deliver(WakeItem item) {
     return;
   }
   if (core_.shutting_down()) {
+    tell_keeper(KeepOp::forget_woken, item.record.id);
     item.fd.reset();
     core_.fds_released(1);
     core_.counters.count(CloseReason::shutdown);
