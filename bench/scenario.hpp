@@ -35,5 +35,6 @@ void run_ack_cost(const Config& config, ScenarioReport& report);
 void run_restart(const Config& config, ScenarioReport& report);
 void run_handover(const Config& config, ScenarioReport& report);
 void run_fanout(const Config& config, ScenarioReport& report);
+void run_keeper_cost(const Config& config, ScenarioReport& report);
 
 }  // namespace parker::bench

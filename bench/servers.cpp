@@ -113,11 +113,13 @@ ScratchDir::~ScratchDir() {
 
 bool parker_built(const Config& config) { return std::filesystem::exists(config.program("parker")); }
 
-RunningServer start_parker(const Config& config, const ScratchDir& dir, const std::string& tag) {
+RunningServer start_parker(const Config& config, const ScratchDir& dir, const std::string& tag,
+                           const std::vector<std::string>& extra) {
   auto socket = dir.path() / (tag + ".sock");
   auto log = log_dir(config) / (tag + ".log");
-  RunningServer parker{"parker", ChildProcess::spawn({config.program("parker").string(), "--socket", socket.string()}, log),
-                       0, 0, log, socket};
+  std::vector<std::string> argv{config.program("parker").string(), "--socket", socket.string()};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  RunningServer parker{"parker", ChildProcess::spawn(argv, log), 0, 0, log, socket};
   auto deadline = std::chrono::steady_clock::now() + 10s;
   while (std::chrono::steady_clock::now() < deadline && parker.process.running()) {
     if (connect_unix(socket.string()).ok()) return parker;

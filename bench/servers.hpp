@@ -46,7 +46,8 @@ class ScratchDir {
 
 // build/bin/parker --socket <dir>/<tag>.sock; returns once the socket accepts.
 [[nodiscard]] bool parker_built(const Config& config);
-[[nodiscard]] RunningServer start_parker(const Config& config, const ScratchDir& dir, const std::string& tag);
+[[nodiscard]] RunningServer start_parker(const Config& config, const ScratchDir& dir, const std::string& tag,
+                                         const std::vector<std::string>& extra = {});
 
 // build/bin/heavy_server --port N --bind 127.0.0.1 --parker <parker_socket>
 // [config.heavy_server_args...]; check heavy_server_built() first. `parker_socket` is always
