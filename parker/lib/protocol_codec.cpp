@@ -569,6 +569,9 @@ DecodeError decode_body(MessageType type, Reader& r, Message& out, std::size_t f
       if (auto e = read_body(r, m, fds, true); e != DecodeError::none) return e;
       if (r.failed()) return DecodeError::truncated_body;
       if (!r.at_end()) return DecodeError::trailing_bytes;
+      // A WAKE_UNSENT is a WAKE with unsent bytes: without any, it would be another frame's
+      // bytes (a WAKE's), and senders never send one.
+      if (!has_unsent(m)) return DecodeError::bad_value;
       out = std::move(m);
       return DecodeError::none;
     }
