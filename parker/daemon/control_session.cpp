@@ -531,10 +531,6 @@ void ControlSession::encode_pending() {
       pending_wakes_.pop_front();
     }
     protocol::encode(wake, out.bytes);
-    if (!out_.keeps_woken() && pool_ != nullptr) {
-      // 1.0: the owner's from the frame's first byte, which goes in this pump.
-      for (const protocol::WakeRecord& r : wake.records) pool_->tell_keeper(protocol::KeepOp::forget_woken, r.id);
-    }
     out.wakes = std::move(wake.records);  // kept with their fds until written (and acked)
     out_.push(std::move(out));
   }
@@ -551,6 +547,10 @@ void ControlSession::encode_pending() {
 
 void ControlSession::take_flush_result(OutputQueue::FlushResult& result) {
   if (result.fds_released != 0) core_.fds_released(result.fds_released);
+  // 1.0: a WAKE's fds are the owner's from the frame's first byte on.
+  if (pool_ != nullptr) {
+    for (std::uint64_t id : result.handed_ids) pool_->tell_keeper(protocol::KeepOp::forget_woken, id);
+  }
   const std::uint64_t now_ns = result.written_wakes.empty() ? 0 : uv_hrtime();
   for (WakeItem& item : result.written_wakes) {
     if (item.woken_ns != 0) core_.counters.wake_delivery.observe(static_cast<double>(now_ns - item.woken_ns) / 1e9);

@@ -31,6 +31,7 @@ OutputQueue::FlushResult OutputQueue::flush(int socket) {
     }
     if (front_sent_ == 0 && !owns_fds_of_started(front)) {
       // Delivered with the first byte: the peer has its copies, ours close.
+      for (const protocol::WakeRecord& w : front.wakes) result.handed_ids.push_back(w.id);
       result.fds_released += front.fds.size();
       queued_fds_ -= front.fds.size();
       if (front.wakes.empty()) queued_returned_fds_ -= front.fds.size();

@@ -46,6 +46,7 @@ class OutputQueue {
     Error error;                          // ok, EAGAIN (socket full), or the socket's error
     std::size_t fds_released = 0;         // fds parker no longer owns (closed here)
     std::vector<WakeItem> written_wakes;  // keep_woken: WAKE records now whole at the peer
+    std::vector<std::uint64_t> handed_ids;  // not keep_woken (1.0): WAKE records whose fds went with a first byte
     std::uint64_t parks_confirmed = 0;    // the highest PARKED count fully written (0: none)
   };
   [[nodiscard]] FlushResult flush(int socket);
