@@ -20,8 +20,6 @@ void Daemon::use_keeper(std::unique_ptr<KeeperLink> keeper, std::function<std::u
 }
 
 void Daemon::start_keeper() {
-  uv_timer_init(loop_, &keeper_timer_);
-  keeper_timer_.data = this;
   if (!keeper_) return;
   keeper_->start(
       loop_,

@@ -72,6 +72,8 @@ Error Daemon::start() {
   uv_timer_init(loop_, &hello_timer_);
   grace_timer_.data = shutdown_timer_.data = hello_timer_.data = this;
   uv_timer_start(&hello_timer_, on_hello_timer, kHelloSweepMs, kHelloSweepMs);
+  uv_timer_init(loop_, &keeper_timer_);
+  keeper_timer_.data = this;
   start_keeper();
   uv_check_init(loop_, &flush_check_);
   uv_prepare_init(loop_, &flush_prepare_);

@@ -1,19 +1,18 @@
 #include "keeper_link.hpp"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <spawn.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <utility>
 #include <chrono>
 #include <thread>
 
 #include <spdlog/spdlog.h>
 
 #include "parker/fd_passing.hpp"
-#include "parker/frame_reader.hpp"
 #include "parker/unix_socket.hpp"
 
 extern char** environ;
@@ -27,33 +26,7 @@ namespace {
 constexpr std::size_t kKeepFrameBytes = 256 * 1024;
 constexpr std::size_t kUpdatesPerFrame = 4096;
 constexpr auto kStartTimeout = std::chrono::seconds(5);
-constexpr int kAnswerTimeoutMs = 10000;
-
-// Waits for the next frame on a blocking conversation; nothing on timeout or end of stream.
-std::optional<proto::Frame> next_frame(int socket, proto::FrameReader& reader, std::string& why) {
-  for (;;) {
-    if (auto frame = reader.next()) return frame;
-    if (reader.error() != proto::DecodeError::none) {
-      why = fmt::format("malformed frame from the keeper: {}", proto::to_string(reader.error()));
-      return std::nullopt;
-    }
-    pollfd p{socket, POLLIN, 0};
-    int r = ::poll(&p, 1, kAnswerTimeoutMs);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) {
-      why = fmt::format("the keeper said nothing for {} ms", kAnswerTimeoutMs);
-      return std::nullopt;
-    }
-    Error e = reader.read_from(socket);
-    if (e.is(EAGAIN) || e.is(EINTR)) continue;
-    if (e.failed()) {
-      why = "the keeper went away: " + describe(e);
-      return std::nullopt;
-    }
-  }
-}
-
-Error send_message(int socket, const proto::Message& m) { return send_all_with_fds(socket, proto::encode(m), {}); }
+constexpr auto kAnswerTimeout = std::chrono::seconds(10);
 
 // The keeper runs in a session of its own: a terminal's ^C or the end of our process group
 // does not reach it, so it outlives a parker that dies.
@@ -74,6 +47,9 @@ Error spawn_keeper(const std::string& exe, const std::string& path) {
 }
 
 }  // namespace
+
+KeeperLink::KeeperLink(UniqueFd socket)
+    : socket_(std::move(socket)), talk_(socket_.get(), kAnswerTimeout, "the keeper") {}
 
 std::unique_ptr<KeeperLink> KeeperLink::open(const std::string& path, const std::string& keeper_exe,
                                              std::uint64_t& held, std::string& why) {
@@ -98,30 +74,29 @@ std::unique_ptr<KeeperLink> KeeperLink::open(const std::string& path, const std:
   // A big send buffer: batches of parks seldom have to wait for the keeper to read.
   int size = 4 << 20;
   ::setsockopt(socket.get(), SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
-  if (Error e = send_message(socket.get(), proto::KeepControl{proto::KeepCommand::hello, 0}); e.failed()) {
+  std::unique_ptr<KeeperLink> link(new KeeperLink(std::move(socket)));
+  if (Error e = link->talk_.send(proto::KeepControl{proto::KeepCommand::hello, 0}); e.failed()) {
     why = "cannot say hello to the keeper: " + describe(e);
     return nullptr;
   }
-  proto::FrameReader reader;
-  auto frame = next_frame(socket.get(), reader, why);
+  auto frame = link->talk_.next(why);
   auto* state = frame ? std::get_if<proto::KeepControl>(&frame->message) : nullptr;
   if (state == nullptr || state->command != proto::KeepCommand::state) {
     if (why.empty()) why = "the keeper did not answer hello with its state";
     return nullptr;
   }
   held = state->count;
-  return std::unique_ptr<KeeperLink>(new KeeperLink(std::move(socket)));
+  return link;
 }
 
 std::string KeeperLink::restore(std::vector<HandoverItem>& out) {
-  if (Error e = send_message(socket_.get(), proto::KeepControl{proto::KeepCommand::restore, 0}); e.failed()) {
+  if (Error e = talk_.send(proto::KeepControl{proto::KeepCommand::restore, 0}); e.failed()) {
     return "cannot ask the keeper for its connections: " + describe(e);
   }
-  proto::FrameReader reader;
   std::uint64_t received = 0;
   for (;;) {
     std::string why;
-    auto frame = next_frame(socket_.get(), reader, why);
+    auto frame = talk_.next(why);
     if (!frame) return why;
     if (auto* h = std::get_if<proto::Handover>(&frame->message)) {
       for (std::size_t i = 0; i < h->records.size(); ++i) {
@@ -165,7 +140,7 @@ void KeeperLink::on_poll(uv_poll_t* handle, int status, int events) noexcept {
     self->fail(status < 0 ? uv_strerror(status) : "it closed the connection");
     return;
   }
-  if ((events & UV_WRITABLE) != 0 && self->flush() && self->caught_up_) self->caught_up_();
+  if ((events & UV_WRITABLE) != 0) (void)self->flush();
 }
 
 void KeeperLink::kept(const proto::HandoverRecord& record, int fd) {
@@ -270,9 +245,16 @@ bool KeeperLink::flush() {
     encode_pending();
   }
   if (!ok_) return true;
-  bool done = queued_.empty();
+  const bool done = queued_.empty();
   if (poll_ != nullptr) {
     uv_poll_start(poll_, UV_READABLE | UV_DISCONNECT | (done ? 0 : UV_WRITABLE), on_poll);
+  }
+  // Whoever drained it (the writable event, the daemon's flush, a session's pump), the
+  // sessions held back meanwhile are told.
+  if (!done) {
+    held_back_ = true;
+  } else if (std::exchange(held_back_, false) && caught_up_) {
+    caught_up_();
   }
   return done;
 }
@@ -314,7 +296,7 @@ void KeeperLink::bye() {
   drain();
   if (!ok_) return;
   (void)set_nonblocking(socket_.get(), false);
-  (void)send_message(socket_.get(), proto::KeepControl{proto::KeepCommand::bye, 0});
+  (void)talk_.send(proto::KeepControl{proto::KeepCommand::bye, 0});
 }
 
 }  // namespace parker::daemon

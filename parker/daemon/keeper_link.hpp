@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "blocking_conversation.hpp"
 #include "parker/error.hpp"
 #include "parker/protocol.hpp"
 #include "parker/unique_fd.hpp"
@@ -44,7 +45,8 @@ class KeeperLink {
   [[nodiscard]] std::string restore(std::vector<HandoverItem>& out);
 
   // From here on it works on the loop. `caught_up` is called when a batch that had to wait
-  // for the keeper's socket has gone; `lost` when the keeper went away.
+  // for the keeper's socket has gone, by whichever flush() wrote it; `lost` when the keeper
+  // went away.
   void start(uv_loop_t* loop, std::function<void()> caught_up, std::function<void()> lost);
   void close() noexcept;
 
@@ -63,7 +65,7 @@ class KeeperLink {
   ~KeeperLink();
 
  private:
-  explicit KeeperLink(UniqueFd socket) : socket_(std::move(socket)) {}
+  explicit KeeperLink(UniqueFd socket);
   struct Pending {
     protocol::HandoverRecord record;  // kind parked/held: a HANDOVER record
     int fd = -1;                      // borrowed
@@ -78,12 +80,14 @@ class KeeperLink {
   static void on_poll(uv_poll_t* handle, int status, int events) noexcept;
 
   UniqueFd socket_;
+  BlockingConversation talk_;                     // hello, restore and bye: before and after the loop
   std::vector<Pending> pending_;                  // KEEP records of this iteration
   std::vector<protocol::KeepUpdateRecord> updates_;
   std::deque<Queued> queued_;                     // frames the socket did not take
   std::function<void()> caught_up_, lost_;
   uv_poll_t* poll_ = nullptr;                     // freed in its close callback
   bool ok_ = true;
+  bool held_back_ = false;                        // flush() said "wait": tell caught_up_ when done
 };
 
 }  // namespace parker::daemon

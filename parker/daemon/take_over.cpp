@@ -1,59 +1,12 @@
 #include "take_over.hpp"
 
-#include <poll.h>
-
 #include <spdlog/spdlog.h>
 
-#include "parker/fd_passing.hpp"
-#include "parker/frame_reader.hpp"
+#include "blocking_conversation.hpp"
 #include "parker/unix_socket.hpp"
 
 namespace parker::daemon {
-namespace {
-
 namespace proto = protocol;
-
-// A blocking conversation with the old parker, one frame at a time.
-class Conversation {
- public:
-  Conversation(UniqueFd socket, std::chrono::milliseconds timeout) : socket_(std::move(socket)), timeout_(timeout) {}
-
-  [[nodiscard]] Error send(const proto::Message& message) {
-    std::vector<std::byte> bytes = proto::encode(message);
-    return send_all_with_fds(socket_.get(), bytes, {});
-  }
-
-  // The next frame, or nothing with `why` set (timeout, end of stream, malformed).
-  std::optional<proto::Frame> next(std::string& why) {
-    for (;;) {
-      if (auto frame = reader_.next()) return frame;
-      if (reader_.error() != proto::DecodeError::none) {
-        why = fmt::format("malformed frame from the running parker: {}", proto::to_string(reader_.error()));
-        return std::nullopt;
-      }
-      pollfd p{socket_.get(), POLLIN, 0};
-      int r = ::poll(&p, 1, static_cast<int>(timeout_.count()));
-      if (r < 0 && errno == EINTR) continue;
-      if (r <= 0) {
-        why = fmt::format("the running parker sent nothing for {} ms", timeout_.count());
-        return std::nullopt;
-      }
-      Error e = reader_.read_from(socket_.get());
-      if (e.is(EAGAIN) || e.is(EINTR)) continue;
-      if (e.failed()) {
-        why = "the running parker went away: " + describe(e);
-        return std::nullopt;
-      }
-    }
-  }
-
- private:
-  UniqueFd socket_;
-  std::chrono::milliseconds timeout_;
-  proto::FrameReader reader_;
-};
-
-}  // namespace
 
 TakenOver take_over(const std::string& socket_path, std::uint32_t room, std::chrono::milliseconds frame_timeout) {
   TakenOver out;
@@ -62,7 +15,8 @@ TakenOver take_over(const std::string& socket_path, std::uint32_t room, std::chr
     out.error = fmt::format("cannot reach the running parker at {}: {}", socket_path, describe(connected.error));
     return out;
   }
-  Conversation talk(std::move(connected.value), frame_timeout);
+  UniqueFd socket = std::move(connected.value);
+  BlockingConversation talk(socket.get(), frame_timeout, "the running parker");
   if (Error e = talk.send(proto::Hello{proto::kVersionMajor, proto::kMinorExactlyOnce, ""}); e.failed()) {
     out.error = "cannot send HELLO: " + describe(e);
     return out;
