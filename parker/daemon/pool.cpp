@@ -67,11 +67,7 @@ std::optional<RejectReason> Pool::park(const protocol::ParkRecord& record, Uniqu
   }
   ++core_.totals.parked;
   core_.totals.blob_bytes += record.blob.size();
-  if (core_.keeper != nullptr) {
-    core_.keeper->kept({protocol::HandoverKind::parked, name_, static_cast<std::uint32_t>(owner_uid_), record.id,
-                        static_cast<std::uint8_t>(s.flags), record.deadline_ms, std::string(record.blob)},
-                       s.fd.get());
-  }
+  if (core_.keeper != nullptr) core_.keeper->kept(handover_record(s), s.fd.get());
   // A socket with data already waiting comes back at once: the watcher is level-triggered,
   // so its next wait reports it readable.
   return std::nullopt;
@@ -107,11 +103,7 @@ std::optional<protocol::InventoryRecord> Pool::inventory_record(std::uint64_t id
   r.id = id;
   r.state = protocol::InventoryState::parked;
   r.flags = static_cast<std::uint8_t>(it->flags);
-  if (it->deadline != 0) {
-    std::uint64_t now = core_.now();
-    std::uint64_t left = it->deadline > now ? it->deadline - now : 1;
-    r.deadline_left_ms = static_cast<std::uint32_t>(std::clamp<std::uint64_t>(left, 1, UINT32_MAX));
-  }
+  r.deadline_left_ms = deadline_left_ms(*it);
   r.blob = it->blob_view();
   return r;
 }
@@ -159,20 +151,10 @@ void Pool::shutdown() {
 // ---- hand-over to a successor parker ------------------------------------------------------
 
 void Pool::take_for_handover(std::vector<HandoverItem>& out, std::vector<protocol::HandoverClosed>& closed) {
-  const std::uint64_t now = core_.now();
   while (!parked_.empty()) {
     ParkedSocket& s = mutable_element(*parked_.begin());
     HandoverItem item;
-    item.record.kind = protocol::HandoverKind::parked;
-    item.record.pool = name_;
-    item.record.uid = static_cast<std::uint32_t>(owner_uid_);
-    item.record.id = s.id;
-    item.record.flags = static_cast<std::uint8_t>(s.flags);
-    if (s.deadline != 0) {
-      item.record.deadline_left_ms = static_cast<std::uint32_t>(std::clamp<std::uint64_t>(
-          s.deadline > now ? s.deadline - now : 1, 1, UINT32_MAX));
-    }
-    item.record.blob = s.blob_view();
+    item.record = handover_record(s);
     item.fd = retire(s);  // erases `s`
     out.push_back(std::move(item));
   }
@@ -183,12 +165,7 @@ void Pool::take_for_handover(std::vector<HandoverItem>& out, std::vector<protoco
                    held.item.record.id, held.item.record.unsent.size());
     }
     HandoverItem item;
-    item.record.kind = protocol::HandoverKind::held;
-    item.record.pool = name_;
-    item.record.uid = static_cast<std::uint32_t>(owner_uid_);
-    item.record.id = held.item.record.id;
-    item.record.flags = static_cast<std::uint8_t>(held.item.record.reason);
-    item.record.blob = std::move(held.item.record.blob);
+    item.record = handover_record(held);
     item.fd = std::move(held.item.fd);
     out.push_back(std::move(item));
   }
@@ -463,23 +440,32 @@ void Pool::tell_keeper(protocol::KeepOp op, std::uint64_t id) {
 }
 
 void Pool::send_all_to_keeper(KeeperLink& keeper) const {
-  const std::uint64_t now = core_.now();
-  const auto uid = static_cast<std::uint32_t>(owner_uid_);
-  for (const ParkedSocket& s : parked_) {
-    std::uint32_t left = 0;
-    if (s.deadline != 0) {
-      left = static_cast<std::uint32_t>(std::clamp<std::uint64_t>(s.deadline > now ? s.deadline - now : 1, 1, UINT32_MAX));
-    }
-    keeper.kept({protocol::HandoverKind::parked, name_, uid, s.id, static_cast<std::uint8_t>(s.flags), left,
-                 std::string(s.blob_view())},
-                s.fd.get());
-  }
+  for (const ParkedSocket& s : parked_) keeper.kept(handover_record(s), s.fd.get());
   for (const HeldWake& held : held_wakes_) {
-    if (!held.item.fd) continue;
-    keeper.kept({protocol::HandoverKind::held, name_, uid, held.item.record.id,
-                 static_cast<std::uint8_t>(held.item.record.reason), 0, held.item.record.blob},
-                held.item.fd.get());
+    if (held.item.fd) keeper.kept(handover_record(held), held.item.fd.get());
   }
+}
+
+// What is left of its own deadline (0: none; at least 1), not of a keep-alive partial wait.
+std::uint32_t Pool::deadline_left_ms(const ParkedSocket& s) const {
+  std::uint64_t deadline = s.deadline;
+  if (s.partial) {
+    auto it = partial_deadlines_.find(s.id);
+    deadline = it == partial_deadlines_.end() ? 0 : it->second;
+  }
+  if (deadline == 0) return 0;
+  const std::uint64_t now = core_.now();
+  return static_cast<std::uint32_t>(std::clamp<std::uint64_t>(deadline > now ? deadline - now : 1, 1, UINT32_MAX));
+}
+
+protocol::HandoverRecord Pool::handover_record(const ParkedSocket& s) const {
+  return {protocol::HandoverKind::parked, name_, static_cast<std::uint32_t>(owner_uid_), s.id,
+          static_cast<std::uint8_t>(s.flags), deadline_left_ms(s), std::string(s.blob_view())};
+}
+
+protocol::HandoverRecord Pool::handover_record(const HeldWake& held) const {
+  return {protocol::HandoverKind::held, name_, static_cast<std::uint32_t>(owner_uid_), held.item.record.id,
+          static_cast<std::uint8_t>(held.item.record.reason), 0, held.item.record.blob};
 }
 
 }  // namespace parker::daemon

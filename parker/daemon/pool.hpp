@@ -98,8 +98,13 @@ class Pool {
   void send_all_to_keeper(KeeperLink& keeper) const;
   // What the keeper must know of this pool's connection `id` (no-op without --keeper).
   void tell_keeper(protocol::KeepOp op, std::uint64_t id);
+  // The record of a parked connection or a held wake as a HANDOVER carries it (to a
+  // successor, to the keeper).
+  [[nodiscard]] protocol::HandoverRecord handover_record(const ParkedSocket& socket) const;
+  [[nodiscard]] protocol::HandoverRecord handover_record(const HeldWake& held) const;
 
  private:
+  [[nodiscard]] std::uint32_t deadline_left_ms(const ParkedSocket& socket) const;
   void wake(ParkedSocket& socket, protocol::WakeReason reason, std::string_view unsent = {});
   // A readable socket with a keep-alive rule set: true when the rules dealt with it (a
   // request answered, or a partial one waiting), false when it must be woken.
