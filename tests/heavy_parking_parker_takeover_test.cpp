@@ -18,17 +18,8 @@ TEST_CASE("heavy: parker replaced by its successor under 500 parked clients and 
   parker::test::TempDir dir;
   ParkerProcess old_parker(dir.file("parker.sock"));
   auto server = start_parking_server(old_parker.socket_path());
-  std::vector<std::unique_ptr<RespClient>> clients;
-  for (int i = 0; i < kClients; ++i) {
-    clients.push_back(std::make_unique<RespClient>(server->port()));
-    clients.back()->send({"CLIENT", "SETNAME", "c" + std::to_string(i)});
-    clients.back()->send({"SELECT", std::to_string(i % 16)});
-  }
-  for (auto& c : clients) {
-    REQUIRE(c->reply(30s) == "+OK\r\n");
-    REQUIRE(c->reply(30s) == "+OK\r\n");
-  }
-  REQUIRE(eventually([&] { return info_number(*server, "parked_connections") == kClients; }, 60s));
+  auto clients = parked_clients_with_sessions(*server, kClients);
+  REQUIRE(clients.size() == kClients);
 
   parker::test::Process successor(
       {parker::test::program_path("parker"), "--socket", old_parker.socket_path(), "--take-over"});
@@ -40,20 +31,9 @@ TEST_CASE("heavy: parker replaced by its successor under 500 parked clients and 
 
   // heavy_server's session was ended by the old parker; it reconnects to the successor, which
   // holds the wakes of clients that speak before it is back.
-  int answered = 0;
-  for (int i = 0; i < kClients; ++i) clients[i]->send({"CLIENT", "GETNAME"});
-  for (int i = 0; i < kClients; ++i) {
-    std::string name = "c" + std::to_string(i);
-    answered += clients[i]->reply(30s) == "$" + std::to_string(name.size()) + "\r\n" + name + "\r\n" ? 1 : 0;
-  }
-  CHECK(answered == kClients);
-  // And their db: a key set in db i%16 is seen there only.
-  clients[3]->send({"SET", "k", "v"});
-  REQUIRE(clients[3]->reply(30s) == "+OK\r\n");
-  clients[19]->send({"GET", "k"});  // db 3 too
-  CHECK(clients[19]->reply(30s) == "$1\r\nv\r\n");
-  clients[4]->send({"GET", "k"});   // db 4
-  CHECK(clients[4]->reply(30s) == "$-1\r\n");
+  for (auto& c : clients) c->send({"CLIENT", "GETNAME"});
+  CHECK(answered_with_their_names(clients) == kClients);
+  CHECK(dbs_kept(clients));  // and their db: a key set in db i%16 is seen there only
   successor.signal(SIGTERM);
   CHECK(successor.wait(30s).has_value());
 }

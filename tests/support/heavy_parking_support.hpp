@@ -185,4 +185,43 @@ inline std::size_t count_of(const std::string& text, const std::string& needle) 
   return n;
 }
 
+// The client i of a session test: named c<i> (CLIENT SETNAME), in db i % 16.
+inline std::string session_name(int i) { return "c" + std::to_string(i); }
+inline std::string bulk_reply(const std::string& s) { return "$" + std::to_string(s.size()) + "\r\n" + s + "\r\n"; }
+
+// `n` clients of `server`, each given its session (name and db), then left idle until all
+// are parked. Empty if any of that did not happen in time.
+inline std::vector<std::unique_ptr<RespClient>> parked_clients_with_sessions(const HeavyServerProcess& server, int n) {
+  std::vector<std::unique_ptr<RespClient>> clients;
+  for (int i = 0; i < n; ++i) {
+    clients.push_back(std::make_unique<RespClient>(server.port()));
+    clients.back()->send({"CLIENT", "SETNAME", session_name(i)});
+    clients.back()->send({"SELECT", std::to_string(i % 16)});
+  }
+  for (auto& c : clients) {
+    if (c->reply(30s) != "+OK\r\n" || c->reply(30s) != "+OK\r\n") return {};
+  }
+  if (!parker::test::eventually([&] { return info_number(server, "parked_connections") == n; }, 60s)) return {};
+  return clients;
+}
+
+// How many of `clients` answer the CLIENT GETNAME each was sent with its own name.
+inline int answered_with_their_names(std::vector<std::unique_ptr<RespClient>>& clients) {
+  int answered = 0;
+  for (std::size_t i = 0; i < clients.size(); ++i) {
+    answered += clients[i]->reply(30s) == bulk_reply(session_name(static_cast<int>(i))) ? 1 : 0;
+  }
+  return answered;
+}
+
+// Whether the clients' dbs are theirs still: a key set by client 3 (db 3) is seen by client 19
+// (db 3 too) and not by client 4 (db 4).
+inline bool dbs_kept(std::vector<std::unique_ptr<RespClient>>& clients) {
+  clients[3]->send({"SET", "k", "v"});
+  if (clients[3]->reply(30s) != "+OK\r\n") return false;
+  clients[19]->send({"GET", "k"});
+  clients[4]->send({"GET", "k"});
+  return clients[19]->reply(30s) == "$1\r\nv\r\n" && clients[4]->reply(30s) == "$-1\r\n";
+}
+
 }  // namespace heavy::test
