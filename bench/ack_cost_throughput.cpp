@@ -6,7 +6,6 @@
 // 1.1 move the same connections at the same moment of the machine. Besides the wall-clock
 // rates it records the CPU time parker and the owner used per connection parked and woken:
 // on a shared machine that is the steadier measure of what the acks add.
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <map>
@@ -107,13 +106,8 @@ void measure_ack_cost_throughput(const Config& config, ScenarioReport& report) {
   report.param("throughput_connections", std::to_string(m));
   report.param("throughput_repetitions", std::to_string(reps));
 
-  void* memory = ::mmap(nullptr, sizeof(OwnerControl), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  if (memory == MAP_FAILED) throw std::runtime_error("mmap failed");
-  OwnerControl* control = new (memory) OwnerControl();
-  struct Unmap {
-    void* p;
-    ~Unmap() { ::munmap(p, sizeof(OwnerControl)); }
-  } unmap{memory};
+  SharedOwnerControl shared_control;
+  OwnerControl* control = shared_control.get();
 
   ScratchDir dir;
   std::vector<RunningServer> parkers;
@@ -136,13 +130,7 @@ void measure_ack_cost_throughput(const Config& config, ScenarioReport& report) {
     Progress connecting(fmt::format("ack_cost: {} idle connections", m), m);
     idle.open("127.0.0.1", port, m, 120s, &connecting);
   }
-  auto deadline = std::chrono::steady_clock::now() + 30s;
-  while (control->ready == 0) {
-    if (std::chrono::steady_clock::now() > deadline || !owner.running()) {
-      throw std::runtime_error(fmt::format("the owner did not open its three sessions with parker: {}", control->error));
-    }
-    std::this_thread::sleep_for(2ms);
-  }
+  wait_until_owner_ready(control, owner, "open its three sessions with parker");
 
   // [kind][batch] -> one value per repetition
   std::map<std::size_t, std::vector<double>> parked[kAckCostKinds], woken[kAckCostKinds], cpu_parker[kAckCostKinds],

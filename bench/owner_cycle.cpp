@@ -1,14 +1,35 @@
 #include "owner_cycle.hpp"
 
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 
 #include <cstdio>
+#include <new>
 #include <stdexcept>
 
 #include <fmt/format.h>
 
 namespace parker::bench {
+
+SharedOwnerControl::SharedOwnerControl() {
+  void* memory = ::mmap(nullptr, sizeof(OwnerControl), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (memory == MAP_FAILED) throw std::runtime_error("mmap failed");
+  control_ = new (memory) OwnerControl();
+}
+
+SharedOwnerControl::~SharedOwnerControl() { ::munmap(control_, sizeof(OwnerControl)); }
+
+void wait_until_owner_ready(OwnerControl* control, ChildProcess& owner, const std::string& what) {
+  using namespace std::chrono_literals;
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (control->ready == 0) {
+    if (std::chrono::steady_clock::now() > deadline || !owner.running()) {
+      throw std::runtime_error(fmt::format("the owner did not {}: {}", what, control->error));
+    }
+    std::this_thread::sleep_for(2ms);
+  }
+}
 
 void set_error(OwnerControl* control, const std::string& what) {
   if (control->error[0] != 0) return;  // the first one says what went wrong

@@ -152,6 +152,24 @@ void park_wake_cycle(Session& session, CycleSink& sink, std::vector<UniqueFd>& h
 // Harness side: asks for cycle `seq` (batch, session) and waits for it; throws with the
 // owner's error if it fails or the owner dies.
 // With `parker` (its pid) the cycle also measures CPU time.
+// An OwnerControl in memory shared with the owner process the harness forks (MAP_SHARED),
+// unmapped when destroyed.
+class SharedOwnerControl {
+ public:
+  SharedOwnerControl();
+  ~SharedOwnerControl();
+  SharedOwnerControl(const SharedOwnerControl&) = delete;
+  SharedOwnerControl& operator=(const SharedOwnerControl&) = delete;
+  [[nodiscard]] OwnerControl* get() const noexcept { return control_; }
+
+ private:
+  OwnerControl* control_;
+};
+
+// Waits (30 s at most) until the owner has accepted its connections and opened its sessions
+// (control->ready); throws "the owner did not <what>" with the owner's error otherwise.
+void wait_until_owner_ready(OwnerControl* control, ChildProcess& owner, const std::string& what);
+
 void run_owner_cycle(OwnerControl* control, ChildProcess& owner, std::uint64_t seq, std::size_t batch, int session,
                      pid_t parker = 0);
 

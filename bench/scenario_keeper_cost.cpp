@@ -4,7 +4,6 @@
 // connections. Reported: parked/s and woken/s of each, their ratios (keeper / plain), and the
 // CPU per park and per wake of parker — and of the keeper, which the plain parker does not
 // have — in microseconds.
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <map>
@@ -84,13 +83,8 @@ void run_keeper_cost(const Config& config, ScenarioReport& report) {
   report.param("connections", std::to_string(m));
   report.param("repetitions", std::to_string(reps));
 
-  void* memory = ::mmap(nullptr, sizeof(OwnerControl), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  if (memory == MAP_FAILED) throw std::runtime_error("mmap failed");
-  OwnerControl* shared = new (memory) OwnerControl();
-  struct Unmap {
-    void* p;
-    ~Unmap() { ::munmap(p, sizeof(OwnerControl)); }
-  } unmap{memory};
+  SharedOwnerControl shared_control;
+  OwnerControl* shared = shared_control.get();
 
   ScratchDir dir;
   // The keeper started here, so its CPU time can be read; parker finds it on --keeper-socket.
@@ -112,13 +106,7 @@ void run_keeper_cost(const Config& config, ScenarioReport& report) {
     Progress connecting(fmt::format("keeper_cost: {} idle connections", m), m);
     idle.open("127.0.0.1", port, m, 120s, &connecting);
   }
-  auto deadline = std::chrono::steady_clock::now() + 30s;
-  while (shared->ready == 0) {
-    if (std::chrono::steady_clock::now() > deadline || !owner.running()) {
-      throw std::runtime_error("the owner did not take its connections and open sessions with both parkers");
-    }
-    std::this_thread::sleep_for(2ms);
-  }
+  wait_until_owner_ready(shared, owner, "take its connections and open sessions with both parkers");
 
   std::map<std::size_t, std::vector<double>> park[2], wake[2], park_ratio, wake_ratio;
   std::map<std::size_t, std::vector<double>> park_cpu[2], wake_cpu[2], keeper_cpu;

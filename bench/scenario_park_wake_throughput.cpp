@@ -9,7 +9,6 @@
 // (IdleClients) and runs the park/wake cycle of owner_cycle.hpp on the harness's request:
 // park all M in PARK frames of `batch` records, RECALL them all back (a barrier at the end,
 // so parker's part of every wake, 1.1's ACK included, is counted).
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <map>
@@ -85,13 +84,8 @@ void run_park_wake_throughput(const Config& config, ScenarioReport& report) {
   report.param("repetitions", std::to_string(reps));
   report.param("wake_trigger", "RECALL of every parked id (see the scenario's comment)");
 
-  void* memory = ::mmap(nullptr, sizeof(OwnerControl), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  if (memory == MAP_FAILED) throw std::runtime_error("mmap failed");
-  OwnerControl* shared = new (memory) OwnerControl();
-  struct Unmap {
-    void* p;
-    ~Unmap() { ::munmap(p, sizeof(OwnerControl)); }
-  } unmap{memory};
+  SharedOwnerControl shared_control;
+  OwnerControl* shared = shared_control.get();
 
   ScratchDir dir;
   RunningServer parker = start_parker(config, dir, "throughput-parker");
@@ -109,13 +103,7 @@ void run_park_wake_throughput(const Config& config, ScenarioReport& report) {
     Progress connecting(fmt::format("park_wake_throughput: {} idle connections", m), m);
     idle.open("127.0.0.1", port, m, 120s, &connecting);
   }
-  auto deadline = std::chrono::steady_clock::now() + 30s;
-  while (shared->ready == 0) {
-    if (std::chrono::steady_clock::now() > deadline || !owner.running()) {
-      throw std::runtime_error("the owner did not take its connections and open a session with parker");
-    }
-    std::this_thread::sleep_for(2ms);
-  }
+  wait_until_owner_ready(shared, owner, "take its connections and open a session with parker");
   // A TCP socket for the floor to pass (what parker passes).
   UniqueFd floor_listener = listen_tcp("127.0.0.1", 0);
   UniqueFd floor_socket = connect_tcp("127.0.0.1", local_port(floor_listener.get()));
