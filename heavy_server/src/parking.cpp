@@ -427,6 +427,7 @@ void Parking::woken_in_handover(parker::WokenConnection woken) {
   if (decoded.session && !stand_in->over_limit()) {
     decoded.session->unsent_output.append(woken.unsent);  // what parker could not write goes first
     decoded.session->unsent_output.append(stand_in->pending());
+    decoded.session->unsent_output.append(stand_in->behind_writes());
     const std::size_t max_blob = client_->core().welcome().max_blob;
     blob = encode_session(*decoded.session, max_blob == 0 ? SIZE_MAX : max_blob);
   }
@@ -551,8 +552,8 @@ void Parking::flush_writes() {
     spdlog::debug("write-through of {} message(s) not sent ({}); recalling them", ids.size(), parker::describe(e));
     for (std::uint64_t id : ids) {
       if (ParkedSubscriber* s = stand_in_of(id)) {
-        s->write_answered();
         s->keep_returned(batch_payload_, true);
+        s->write_answered();
       }
     }
     return;

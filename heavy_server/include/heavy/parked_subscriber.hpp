@@ -14,6 +14,9 @@
 // connection woken meanwhile is not served until every write in flight to it is answered
 // (Parking keeps it waiting): those parker did not write come back (keep_returned) and go out
 // after the bytes parker could not write (WokenConnection::unsent) and before anything newer.
+// A message kept while writes are in flight is newer than all of them, so it waits behind them
+// (behind_writes_) until the last is answered: a PUBLISH that lands between the wake and the
+// WRITE_RESULT must not overtake what that WRITE_RESULT returns.
 #pragma once
 
 #include <cstddef>
@@ -58,34 +61,46 @@ class ParkedSubscriber final : public PubSubSink {
   void deliver(std::string_view channel, std::string_view message) override {
     if (written_through({}, channel, message)) return;
     if (keep(channel.size() + message.size())) {
-      pending_.array(3);
-      pending_.bulk("message");
-      pending_.bulk(channel);
-      pending_.bulk(message);
+      ReplyBuffer& kept = newest();
+      kept.array(3);
+      kept.bulk("message");
+      kept.bulk(channel);
+      kept.bulk(message);
     }
   }
   void deliver_pattern(std::string_view pattern, std::string_view channel, std::string_view message) override {
     if (written_through(pattern, channel, message)) return;
     if (keep(pattern.size() + channel.size() + message.size())) {
-      pending_.array(4);
-      pending_.bulk("pmessage");
-      pending_.bulk(pattern);
-      pending_.bulk(channel);
-      pending_.bulk(message);
+      ReplyBuffer& kept = newest();
+      kept.array(4);
+      kept.bulk("pmessage");
+      kept.bulk(pattern);
+      kept.bulk(channel);
+      kept.bulk(message);
     }
   }
 
   [[nodiscard]] std::uint64_t id() const noexcept { return id_; }
   [[nodiscard]] const std::vector<std::string>& channels() const noexcept { return channels_; }
   [[nodiscard]] const std::vector<std::string>& patterns() const noexcept { return patterns_; }
-  // The kept messages, as the RESP2 pushes the connection would have sent.
+  // The kept messages, as the RESP2 pushes the connection would have sent. Complete once no
+  // write is in flight (messages kept meanwhile wait behind those writes until then).
   [[nodiscard]] std::string_view pending() const noexcept { return pending_.pending(); }
+  // Messages kept while writes were in flight, not yet moved behind what those return.
+  [[nodiscard]] std::string_view behind_writes() const noexcept { return behind_writes_.pending(); }
   [[nodiscard]] bool over_limit() const noexcept { return over_limit_; }
-  [[nodiscard]] bool wants_recall() const noexcept { return !pending_.empty() || over_limit_; }
+  [[nodiscard]] bool wants_recall() const noexcept {
+    return !pending_.empty() || !behind_writes_.empty() || over_limit_;
+  }
   // Write-through: WRITEs naming it that parker has not answered yet.
   [[nodiscard]] std::size_t writes_in_flight() const noexcept { return in_flight_; }
-  void write_answered() noexcept {
+  // Call after keep_returned for the same WRITE, so that what it returns goes first.
+  void write_answered() {
     if (in_flight_ > 0) --in_flight_;
+    if (in_flight_ == 0 && !behind_writes_.empty()) {
+      pending_.raw(behind_writes_.pending());
+      behind_writes_.clear();
+    }
   }
   // A WRITE parker did not make (the connection was woken or closed first): the RESP bytes are
   // kept, in order, for the restored connection. `recall`: ask for the connection too (the
@@ -113,11 +128,13 @@ class ParkedSubscriber final : public PubSubSink {
  private:
   // Through parker, if nothing is kept ahead of it (order) and the connection is still parked.
   bool written_through(std::string_view pattern, std::string_view channel, std::string_view message) {
-    if (writer_ == nullptr || woken_ || over_limit_ || !pending_.empty()) return false;
+    if (writer_ == nullptr || woken_ || over_limit_ || !pending_.empty() || !behind_writes_.empty()) return false;
     if (!writer_->write_through(id_, pattern, channel, message)) return false;
     ++in_flight_;
     return true;
   }
+  // Where a message kept now goes: behind the writes in flight, if there are any.
+  ReplyBuffer& newest() noexcept { return in_flight_ > 0 ? behind_writes_ : pending_; }
   // Counts a delivery of `bytes`; false when over the limit (it is dropped). Recalls once.
   bool keep(std::size_t bytes) {
     pending_bytes_ += bytes;
@@ -137,6 +154,7 @@ class ParkedSubscriber final : public PubSubSink {
   std::size_t in_flight_ = 0;
   bool woken_ = false;
   ReplyBuffer pending_;
+  ReplyBuffer behind_writes_;
   std::size_t pending_bytes_ = 0;
   bool recall_sent_ = false;
   bool over_limit_ = false;
