@@ -36,7 +36,8 @@ parker --version; parkerctl --version; heavy_server --version
 step "user, units, man pages, library"
 getent passwd parker
 ls /usr/lib/systemd/system/parker.service /usr/lib/systemd/system/parker.socket \
-   /usr/lib/systemd/system/parker@.service /usr/lib/systemd/system/heavy_server.service
+   /usr/lib/systemd/system/parker@.service /usr/lib/systemd/system/heavy_server.service \
+   /usr/lib/systemd/system/parker-keeper.service /usr/lib/systemd/system/parker-keeper@.service
 ls /usr/share/man/man8/parker.8* /usr/share/man/man1/parkerctl.1* /usr/share/man/man1/heavy_server.1*
 ls /usr/lib/*/libparker.so.0 /usr/lib/*/libparker.a /usr/lib/*/pkgconfig/parker.pc /usr/include/parker/parker.h
 step "parker from the package"

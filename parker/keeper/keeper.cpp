@@ -46,7 +46,7 @@ int Keeper::run() {
     fds.push_back({listener_.get(), POLLIN, 0});
     fds.push_back({signal_fd.get(), POLLIN, 0});
     for (const Peer& p : peers_) fds.push_back({p.socket.get(), POLLIN, 0});
-    const int timeout = peers_.empty() ? static_cast<int>(config_.linger.count() * 1000) : -1;
+    const int timeout = peers_.empty() && !config_.stay ? static_cast<int>(config_.linger.count() * 1000) : -1;
     int ready = ::poll(fds.data(), fds.size(), timeout);
     if (ready < 0) {
       if (errno == EINTR) continue;
@@ -142,6 +142,11 @@ bool Keeper::handle(Peer& peer, proto::Frame& frame) {
       case proto::KeepCommand::bye:
         if (store_.size() != 0) {
           spdlog::warn("parker stopped with {} connection(s) still kept; closing them", store_.size());
+        }
+        if (config_.stay) {
+          store_.clear();
+          spdlog::info("parker stopped cleanly; waiting for the next one");
+          return true;
         }
         spdlog::info("parker stopped cleanly; exiting");
         stop_ = true;

@@ -22,13 +22,18 @@ struct KeeperConfig {
   std::string socket_path;
   // With no parker connected for this long, the keeper closes what it holds and exits.
   std::chrono::seconds linger{600};
+  // Under a service manager (parker-keeper.service): keep running after parker's BYE (with
+  // nothing kept) and with no parker connected, so that the next parker, started or
+  // restarted, finds this keeper and not one it would start in its own cgroup.
+  bool stay = false;
   std::chrono::milliseconds send_timeout{5000};
 };
 
 class Keeper {
  public:
   explicit Keeper(KeeperConfig config);
-  // Listens, serves until BYE, a signal (TERM, INT) or the linger time; the exit status.
+  // Listens, serves until BYE, a signal (TERM, INT) or the linger time (with `stay`: until a
+  // signal); the exit status.
   int run();
 
  private:

@@ -1,9 +1,10 @@
 // parker-keeper — holds a copy of every connection parker has parked, so that a parker that
 // dies (SIGKILL, abort, a bug) loses none: the next parker takes them back from here.
 //
-//   parker-keeper --socket PATH [--linger SECONDS] [--log-level LEVEL]
+//   parker-keeper --socket PATH [--linger SECONDS | --stay] [--log-level LEVEL]
 //
-// parker starts it itself (`parker --keeper`), on its socket's path plus ".keeper"; see
+// parker starts it itself (`parker --keeper`), on its socket's path plus ".keeper"; under
+// systemd parker-keeper.service runs it with --stay, outside parker's cgroup. See
 // docs/ARCHITECTURE.md, "Surviving a crash".
 #include <CLI/CLI.hpp>
 
@@ -21,6 +22,9 @@ int main(int argc, char** argv) {
   app.add_option("--linger", linger, "with no parker connected for this many seconds, close everything and exit")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  app.add_flag("--stay", config.stay,
+               "keep running after parker stops cleanly and with no parker connected (for a service manager)")
+      ->excludes("--linger");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();

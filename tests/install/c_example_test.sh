@@ -29,7 +29,9 @@ for f in usr/sbin/parker usr/bin/parkerctl usr/bin/heavy_server \
          usr/share/doc/parker/examples/park_one.c \
          usr/share/man/man8/parker.8 usr/share/man/man1/parkerctl.1 usr/share/man/man1/heavy_server.1 \
          usr/lib/systemd/system/parker.service usr/lib/systemd/system/parker.socket \
-         usr/lib/systemd/system/parker@.service usr/lib/systemd/system/heavy_server.service; do
+         usr/lib/systemd/system/parker@.service usr/lib/systemd/system/heavy_server.service \
+         usr/lib/systemd/system/parker-keeper.service usr/lib/systemd/system/parker-keeper@.service \
+         usr/sbin/parker-keeper usr/share/man/man8/parker-keeper.8; do
   if [ ! -e "$stage/$f" ]; then echo "missing from the install: /$f"; missing=1; fi
 done
 [ $missing = 0 ] || exit 1
