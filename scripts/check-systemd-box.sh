@@ -9,8 +9,9 @@
 # with parker not running; the first connection starting parker (socket activation) and it
 # becoming active only by READY=1 (Type=notify) with a STATUS=; the journal's priorities; a
 # reload (USR2) handing over to a successor that becomes MAINPID;
-# heavy_server.service parking a real TCP client with parker and getting it back; stop
-# (STOPPING=1) leaving the socket to systemd; parker@.service.
+# heavy_server.service parking a real TCP client with parker and getting it back;
+# parker-keeper.service keeping that client across parker's SIGKILL (parker --keeper); stop
+# (STOPPING=1) leaving the socket to systemd and the keeper running; parker@.service.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 deb=${1:-$(ls -t build-deb/parker_*.deb 2>/dev/null | head -n1)}
@@ -30,6 +31,6 @@ fi
 
 payload=$(mktemp -d /tmp/parker-sdbox-payload.XXXXXX)
 trap 'rm -rf "$payload"' EXIT
-cp scripts/sdbox/driver.sh scripts/sdbox/heavy_check.py scripts/sdbox/sdbox-driver.service "$payload/"
+cp scripts/sdbox/driver.sh scripts/sdbox/heavy_check.py scripts/sdbox/keeper_check.py scripts/sdbox/sdbox-driver.service "$payload/"
 cp "$deb" "$payload/parker.deb"
 "$tools/systemd-box/boot-nspawn.sh" --timeout 180 "$payload"

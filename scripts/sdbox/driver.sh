@@ -67,9 +67,21 @@ restarted() { test "$(prop parker NRestarts)" = 1 -a "$(systemctl is-active park
 check "parker restarted" wait_for 10 restarted
 check "socket file still there" test -S $sock
 
+echo "== crash survival: parker-keeper.service, parker --keeper, parker SIGKILLed"
+systemctl enable --now parker-keeper.service
+check "parker-keeper.service active, listening" wait_for 10 test -S $sock.keeper
+echo 'PARKER_OPTIONS=--keeper' > /etc/default/parker
+systemctl restart parker
+python3 /sdbox/keeper_check.py
+check "a parked client kept across parker's SIGKILL by the keeper unit" test $? = 0
+
 echo "== stop"
 systemctl stop heavy_server parker.service
 check "parker stopped (TERM: hand back, STOPPING=1, exit 0): $(prop parker Result)" test "$(prop parker Result)" = success
+keeper_waits() { journalctl -u parker-keeper -o cat --no-pager | grep -q 'waiting for the next one'; }
+check "parker-keeper stays, with nothing kept" wait_for 10 keeper_waits
+check "parker-keeper.service still active" test "$(systemctl is-active parker-keeper)" = active
+rm /etc/default/parker
 check "the socket stays with systemd" test "$(systemctl is-active parker.socket)" = active -a -S $sock
 check "shutdown logged" journal_has 'shutting down'
 
@@ -81,7 +93,7 @@ systemctl stop parker@web
 
 echo "== failed units: $(systemctl --failed --no-legend --plain | tr '\n' ' ')"
 echo "== journal (parker, heavy_server):"
-journalctl -o short-monotonic --no-pager -u parker -u parker.socket -u heavy_server -u parker@web | tail -40
+journalctl -o short-monotonic --no-pager -u parker -u parker.socket -u parker-keeper -u heavy_server -u parker@web | tail -50
 echo "== $failures failure(s)"
 [ "$failures" = 0 ] && echo "ALL-PASSED"
 echo SDBOX-DONE
