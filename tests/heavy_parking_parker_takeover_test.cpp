@@ -1,9 +1,15 @@
-// parker itself is replaced under a heavy_server with parked clients: a successor takes every
-// connection over (`parker --take-over`), the old parker exits 0, heavy_server reconnects by
-// itself — and every client, parked all along, is answered with its session afterwards.
+// parker itself is replaced under a heavy_server with parked clients, twice: a successor takes
+// every connection over (`parker --take-over`), then that one is sent SIGUSR2 and starts its
+// own successor. Each old parker exits 0, heavy_server reconnects by itself, new clients keep
+// arriving every 20 ms all the while and are all served, and every client, parked all along, is
+// answered with its session afterwards.
 #include <catch2/catch.hpp>
 
+#include <signal.h>
+
+#include <atomic>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "support/heavy_parking_support.hpp"
@@ -12,17 +18,61 @@ using namespace heavy::test;
 using namespace std::chrono_literals;
 using parker::test::eventually;
 
-TEST_CASE("heavy: parker replaced by its successor under 500 parked clients and every one answered with its session",
+namespace {
+
+// A new client every 20 ms, each asking one ECHO of heavy_server, until destroyed. Connecting
+// goes to heavy_server's own listener; what it tests is that heavy_server, its parker session
+// ended by each hand-over, goes on serving new clients while it reconnects.
+class Arrivals {
+ public:
+  explicit Arrivals(std::uint16_t port)
+      : thread_([this, port] {
+          while (!stop_) {
+            const std::string word = "arrival-" + std::to_string(++tried_);
+            try {
+              RespClient c(port);
+              c.send({"ECHO", word});
+              if (c.reply(10s) == bulk_reply(word)) ++served_;
+            } catch (const std::exception&) {
+              // not served: counted by tried - served
+            }
+            std::this_thread::sleep_for(20ms);  // the pace of arrivals, not a wait for anything
+          }
+        }) {}
+  Arrivals(const Arrivals&) = delete;
+  Arrivals& operator=(const Arrivals&) = delete;
+  ~Arrivals() { stop(); }
+  void stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  [[nodiscard]] int tried() const { return tried_; }
+  [[nodiscard]] int served() const { return served_; }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::atomic<int> tried_{0};
+  std::atomic<int> served_{0};
+  std::thread thread_;
+};
+
+bool gone(pid_t pid) { return ::kill(pid, 0) != 0; }
+
+}  // namespace
+
+TEST_CASE("heavy: parker replaced by --take-over and then by SIGUSR2 under 500 parked clients and new ones arriving",
           "[heavy][parking][takeover]") {
   constexpr int kClients = 500;
   parker::test::TempDir dir;
   ParkerProcess old_parker(dir.file("parker.sock"));
-  auto server = start_parking_server(old_parker.socket_path());
+  const std::string socket = old_parker.socket_path();
+  auto server = start_parking_server(socket);
   auto clients = parked_clients_with_sessions(*server, kClients);
   REQUIRE(clients.size() == kClients);
+  Arrivals arrivals(server->port());
 
-  parker::test::Process successor(
-      {parker::test::program_path("parker"), "--socket", old_parker.socket_path(), "--take-over"});
+  // 1: parker --take-over.
+  parker::test::Process successor({parker::test::program_path("parker"), "--socket", socket, "--take-over"});
   REQUIRE(successor.wait_for_output("listening on", 30s));
   auto status = old_parker.process().wait(30s);
   REQUIRE(status.has_value());
@@ -33,7 +83,31 @@ TEST_CASE("heavy: parker replaced by its successor under 500 parked clients and 
   // holds the wakes of clients that speak before it is back.
   for (auto& c : clients) c->send({"CLIENT", "GETNAME"});
   CHECK(answered_with_their_names(clients) == kClients);
+  REQUIRE(eventually([&] { return metric(parker_metrics(socket), "parker_parked_connections") == kClients; }, 60s));
+
+  // 2: SIGUSR2 (what `systemctl reload` sends): the successor starts its own successor, with
+  // the same command line, which is not our child: found by it once this one has gone.
+  successor.signal(SIGUSR2);
+  status = successor.wait(30s);
+  REQUIRE(status.has_value());
+  CHECK(parker::test::exit_code(*status) == 0);
+  auto found = parker::test::run_command("pgrep -f -- '--socket " + socket + " --take-over'");
+  REQUIRE(found.code == 0);
+  const pid_t third = static_cast<pid_t>(std::stol(found.output));
+  struct StopAtEnd {
+    pid_t pid;
+    ~StopAtEnd() {
+      ::kill(pid, SIGTERM);
+      eventually([&] { return gone(pid); }, 20s);
+    }
+  } stop_third{third};
+  REQUIRE(third != successor.pid());
+
+  for (auto& c : clients) c->send({"CLIENT", "GETNAME"});
+  CHECK(answered_with_their_names(clients) == kClients);
   CHECK(dbs_kept(clients));  // and their db: a key set in db i%16 is seen there only
-  successor.signal(SIGTERM);
-  CHECK(successor.wait(30s).has_value());
+  arrivals.stop();
+  INFO(arrivals.tried() << " clients arrived during both hand-overs");
+  CHECK(arrivals.tried() > 0);
+  CHECK(arrivals.served() == arrivals.tried());
 }
