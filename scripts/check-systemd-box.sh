@@ -31,6 +31,6 @@ fi
 
 payload=$(mktemp -d /tmp/parker-sdbox-payload.XXXXXX)
 trap 'rm -rf "$payload"' EXIT
-cp scripts/sdbox/driver.sh scripts/sdbox/heavy_check.py scripts/sdbox/keeper_check.py scripts/sdbox/sdbox-driver.service "$payload/"
+cp scripts/sdbox/driver.sh scripts/sdbox/heavy_check.py scripts/sdbox/keeper_check.py scripts/sdbox/box_client.py scripts/sdbox/sdbox-driver.service "$payload/"
 cp "$deb" "$payload/parker.deb"
 "$tools/systemd-box/boot-nspawn.sh" --timeout 180 "$payload"

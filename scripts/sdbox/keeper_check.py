@@ -5,31 +5,15 @@
 # not have killed with parker, and the client must be answered with its name on the same
 # connection. Exit 0 when all held.
 import os, signal, socket, subprocess, sys, time
+from box_client import ask, stats, wait_for
 
 def prop(unit, name):
     return subprocess.run(["systemctl", "show", "-p", name, "--value", unit],
                           capture_output=True, text=True).stdout.strip()
 
-def stats():
-    out = subprocess.run(["parkerctl", "--socket", "/run/parker/parker.sock", "stats"],
-                         capture_output=True, text=True).stdout
-    return {l.split()[0]: l.split()[1] for l in out.splitlines() if l and not l.startswith("#")}
-
 def journal(unit):
     return subprocess.run(["journalctl", "-u", unit, "-o", "cat", "--no-pager"],
                           capture_output=True, text=True).stdout
-
-def ask(s, *words):
-    s.sendall(("*%d\r\n" % len(words) + "".join("$%d\r\n%s\r\n" % (len(w), w) for w in words)).encode())
-    return s.recv(4096).decode().strip()
-
-def wait_for(what, cond, seconds=15):
-    end = time.time() + seconds
-    while time.time() < end:
-        if cond():
-            print("   ok:", what); return True
-        time.sleep(0.1)
-    print("   FAILED:", what); return False
 
 ok = wait_for("parker (with --keeper) and heavy_server up", lambda: stats().get("parker_fd_budget") is not None
               and prop("heavy_server", "ActiveState") == "active")
@@ -43,7 +27,7 @@ parker_pid = prop("parker", "MainPID")
 restarts = int(prop("parker", "NRestarts"))
 os.kill(int(parker_pid), signal.SIGKILL)  # no /bin/kill in the box (procps)
 ok &= wait_for("parker restarted by systemd", lambda: int(prop("parker", "NRestarts")) == restarts + 1
-               and prop("parker", "ActiveState") == "active" and prop("parker", "MainPID") not in (parker_pid, "0"))
+               and prop("parker", "ActiveState") == "active" and prop("parker", "MainPID") not in (parker_pid, "0"), 15)
 ok &= wait_for("the new parker restored bob from the keeper", lambda: "restored from the keeper" in journal("parker"))
 print("   the keeper survived parker's death (pid %s, now %s)" % (keeper_pid, prop("parker-keeper", "MainPID")))
 ok &= prop("parker-keeper", "MainPID") == keeper_pid and prop("parker-keeper", "ActiveState") == "active"
