@@ -34,6 +34,7 @@ void run_server_speed(const Config& config, ScenarioReport& report);
 void run_ack_cost(const Config& config, ScenarioReport& report);
 void run_restart(const Config& config, ScenarioReport& report);
 void run_handover(const Config& config, ScenarioReport& report);
+void run_parked_memory(const Config& config, ScenarioReport& report);
 void run_fanout(const Config& config, ScenarioReport& report);
 void run_keeper_cost(const Config& config, ScenarioReport& report);
 

@@ -24,6 +24,7 @@
 
 #include "idle_clients.hpp"
 #include "loopback.hpp"
+#include "parker_stats.hpp"
 #include "parking_backend.hpp"
 #include "progress.hpp"
 #include "query.hpp"
@@ -39,25 +40,8 @@ double ms_between(Clock::time_point from, Clock::time_point to) {
   return std::chrono::duration<double, std::milli>(to - from).count();
 }
 
-// The value of gauge `name` in a Prometheus text exposition, or -1 when it is not there.
-long long metric_value(const std::string& text, const std::string& name) {
-  for (std::size_t at = 0; at < text.size();) {
-    std::size_t end = text.find('\n', at);
-    if (end == std::string::npos) end = text.size();
-    if (text.compare(at, name.size() + 1, name + " ") == 0) {
-      return std::stoll(text.substr(at + name.size() + 1, end - at - name.size() - 1));
-    }
-    at = end + 1;
-  }
-  return -1;
-}
-
 // How many connections the parker at `socket` has parked, or -1 when it does not answer.
-long long parked_at(const std::filesystem::path& socket) {
-  auto answer = ctl::ask_parker(socket.string(), ctl::Question::stats, 5s);
-  if (answer.status != ctl::Answer::Status::ok) return -1;
-  return metric_value(answer.text, "parker_parked_connections");
-}
+long long parked_at(const std::filesystem::path& socket) { return parker_metric(socket, "parker_parked_connections"); }
 
 // Waits until parker holds `n` parked and the probe server nothing of its own (every park
 // confirmed); returns what parker holds then, or at `timeout`.

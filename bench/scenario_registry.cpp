@@ -29,6 +29,8 @@ const std::vector<Scenario>& all_scenarios() {
        run_handover},
       {"fanout", "PUBLISH to N parked subscribers (write-through) vs live on heavy_server and redis-server; keep-alive PINGs",
        run_fanout},
+      {"parked_memory", "parker's own memory per parked connection beyond its blob, at N = 1k, 10k, 19k",
+       run_parked_memory},
       {"keeper_cost", "parker --keeper (crash survival): park/wake throughput and CPU against plain parker, in one run",
        run_keeper_cost},
   };
