@@ -51,9 +51,17 @@ struct Core {
     uv_loop_init(&loop);
     config.owner_grace = std::chrono::milliseconds(60000);
     totals.max_parked = 100;
-    REQUIRE(watcher.open(&loop, [](void*, ParkedSocket& s, bool error) { s.pool->socket_event(s, error); }, nullptr)
+    REQUIRE(watcher
+                .open(
+                    &loop,
+                    [](void* t, int fd, bool error) {
+                      auto& parked = *static_cast<ParkedTable*>(t);
+                      ParkedSocket& s = parked[static_cast<std::uint32_t>(fd)];
+                      parked.pool_of(s).socket_event(s, error);
+                    },
+                    &table)
                 .ok());
-    deadlines.open(&loop, [](ParkedSocket& s) { s.pool->deadline_passed(s); });
+    deadlines.open(&loop, [this](ParkedSocket& s) { table.pool_of(s).deadline_passed(s); });
   }
   ~Core() {
     pool.shutdown();  // nothing attached: what is parked or held is closed
@@ -88,11 +96,12 @@ struct Core {
   Config config;
   Capacity capacity{20000};
   Counters counters;
+  ParkedTable table{20000};
   SocketWatcher watcher;
-  DeadlineTimer deadlines;
+  DeadlineTimer deadlines{table};
   CoreTotals totals;
   RecordingRegistry registry;
-  CoreContext context{&loop, config, capacity, counters, watcher, deadlines, totals, registry};
+  CoreContext context{&loop, config, capacity, counters, watcher, table, deadlines, totals, registry};
   Pool pool{context, "core-test", ::geteuid()};
 };
 

@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <new>
+#include <optional>
 #include <catch2/catch.hpp>
 #include <random>
 #include <vector>
@@ -13,7 +15,9 @@
 #include "deadline_heap.hpp"
 #include "options.hpp"
 #include "output_queue.hpp"
+#include "parked_index.hpp"
 #include "parked_socket.hpp"
+#include "parked_table.hpp"
 #include "parker/unix_socket.hpp"
 #include "stats.hpp"
 #include "support/daemon_harness.hpp"
@@ -31,35 +35,36 @@ struct Entry {
 TEST_CASE("the deadline heap pops in deadline order and erases any entry", "[daemon][unit][deadline]") {
   std::mt19937_64 rng(12345);
   std::vector<Entry> entries(2000);
-  DeadlineHeap<Entry> heap;
-  for (auto& e : entries) {
-    e.deadline = rng() % 500 + 1;
-    heap.push(e);
+  DeadlineHeap<std::vector<Entry>> heap(entries);
+  for (std::uint32_t k = 0; k < entries.size(); ++k) {
+    entries[k].deadline = rng() % 500 + 1;
+    heap.push(k);
   }
   REQUIRE(heap.size() == entries.size());
   // Erase every third one, from anywhere in the heap.
-  for (std::size_t i = 0; i < entries.size(); i += 3) {
-    heap.erase(entries[i]);
-    CHECK(entries[i].index == kNotInHeap);
+  for (std::uint32_t k = 0; k < entries.size(); k += 3) {
+    heap.erase(k);
+    CHECK(entries[k].index == kNotInHeap);
   }
-  heap.erase(entries[0]);  // twice: a no-op
+  heap.erase(0);  // twice: a no-op
   std::size_t expected = entries.size() - (entries.size() + 2) / 3;
   REQUIRE(heap.size() == expected);
 
-  CHECK(heap.pop_expired(0) == nullptr);  // nothing due yet
+  CHECK_FALSE(heap.pop_expired(0).has_value());  // nothing due yet
   std::uint64_t last = 0;
   std::size_t popped = 0;
   for (std::uint64_t now = 0; now <= 500; now += 7) {
-    while (Entry* e = heap.pop_expired(now)) {
-      CHECK(e->deadline <= now);
-      CHECK(e->deadline >= last);
-      CHECK(e->index == kNotInHeap);
-      last = e->deadline;
+    while (std::optional<std::uint32_t> k = heap.pop_expired(now)) {
+      const Entry& e = entries[*k];
+      CHECK(e.deadline <= now);
+      CHECK(e.deadline >= last);
+      CHECK(e.index == kNotInHeap);
+      last = e.deadline;
       ++popped;
     }
-    if (heap.top() != nullptr) CHECK(heap.top()->deadline > now);
+    if (heap.top()) CHECK(heap.deadline_of(*heap.top()) > now);
   }
-  while (heap.pop_expired(1000) != nullptr) ++popped;
+  while (heap.pop_expired(1000)) ++popped;
   CHECK(popped == expected);
   CHECK(heap.empty());
 }
@@ -67,14 +72,15 @@ TEST_CASE("the deadline heap pops in deadline order and erases any entry", "[dae
 TEST_CASE("the deadline heap keeps entry indexes right through mixed operations", "[daemon][unit][deadline]") {
   std::mt19937 rng(7);
   std::vector<Entry> entries(300);
-  DeadlineHeap<Entry> heap;
+  DeadlineHeap<std::vector<Entry>> heap(entries);
   for (int step = 0; step < 20000; ++step) {
-    Entry& e = entries[rng() % entries.size()];
+    const auto k = static_cast<std::uint32_t>(rng() % entries.size());
+    Entry& e = entries[k];
     if (e.index == kNotInHeap) {
       e.deadline = rng() % 1000;
-      heap.push(e);
+      heap.push(k);
     } else {
-      heap.erase(e);
+      heap.erase(k);
     }
     if (step % 97 == 0) {
       // The top is the minimum of what is in the heap.
@@ -82,7 +88,7 @@ TEST_CASE("the deadline heap keeps entry indexes right through mixed operations"
       for (auto& x : entries) {
         if (x.index != kNotInHeap) min = std::min(min, x.deadline);
       }
-      if (heap.top() != nullptr) CHECK(heap.top()->deadline == min);
+      if (heap.top()) CHECK(heap.deadline_of(*heap.top()) == min);
     }
   }
   std::size_t in = static_cast<std::size_t>(
@@ -262,8 +268,87 @@ TEST_CASE("the socket probe tells readable, hang-up and nothing apart without re
 }
 
 TEST_CASE("a parked socket fits the memory budget", "[daemon][unit][memory]") {
-  // 48 bytes + the set node's next pointer = 56: one 64-byte glibc malloc chunk, as 40 was.
-  CHECK(sizeof(ParkedSocket) <= 48);
+  // The record is the fd's slot in the ParkedTable: 32 bytes, no node, no fd, no pool pointer.
+  CHECK(sizeof(ParkedSocket) == 32);
+}
+
+TEST_CASE("the parked table owns each fd by its slot and gives it back", "[daemon][unit][memory]") {
+  const std::size_t fds_before = parker::test::open_fd_count();
+  {
+    ParkedTable table(20000);
+    int pool_owner = 0;  // any object stands for a Pool: the table only keeps the pointer
+    const std::uint16_t pool = table.add_pool(*reinterpret_cast<Pool*>(&pool_owner));
+    REQUIRE(pool == 1);
+    auto pair = make_socket_pair(SOCK_STREAM, true);
+    REQUIRE(pair.ok());
+    auto& [a, b] = pair.value;
+    const int raw = a.get();
+    ParkedSocket* s = table.insert(a, 42, pool);
+    REQUIRE(s != nullptr);
+    CHECK_FALSE(a);  // the table's now
+    CHECK(table.fd_of(*s) == raw);
+    CHECK(&table[static_cast<std::uint32_t>(raw)] == s);
+    CHECK(s->id == 42);
+    CHECK(s->pool == pool);
+    s->set_blob("state");
+    CHECK(s->blob_view() == "state");
+    // A second record for the same fd, or an fd beyond the table, is refused and left alone.
+    UniqueFd same(::dup(b.get()));
+    UniqueFd copy_of_raw(raw);  // pretend: the same number again
+    CHECK(table.insert(copy_of_raw, 7, pool) == nullptr);
+    CHECK(copy_of_raw.get() == raw);
+    (void)copy_of_raw.release();  // not ours: the table owns `raw`
+    ParkedTable tiny(4);
+    CHECK(tiny.insert(same, 1, 1) == nullptr);
+    CHECK(same);
+    UniqueFd back = table.erase(*s);
+    CHECK(back.get() == raw);
+    CHECK(table.size() == 0);
+    // A record still there when the table goes is closed with it.
+    REQUIRE(table.insert(back, 43, pool) != nullptr);
+    table.remove_pool(pool);
+    CHECK(table.add_pool(*reinterpret_cast<Pool*>(&pool_owner)) == pool);  // numbers are reused
+  }
+  CHECK(parker::test::open_fd_count() == fds_before);
+}
+
+TEST_CASE("the parked index finds every id through inserts and erases", "[daemon][unit][memory]") {
+  ParkedTable table(4096);
+  ParkedIndex index(table);
+  // Records for slots 0..N-1 without real fds: the index only reads ids from the table.
+  constexpr std::uint32_t kSlots = 3000;
+  std::vector<bool> in(kSlots, false);
+  auto record = [&](std::uint32_t fd) -> ParkedSocket& { return table[fd]; };
+  std::mt19937_64 rng(99);
+  std::vector<std::uint64_t> ids(kSlots);
+  for (std::uint32_t fd = 0; fd < kSlots; ++fd) {
+    ids[fd] = fd % 3 == 0 ? fd : rng();  // sequential ids and random ones
+    new (&table[fd]) ParkedSocket(ids[fd], 1);
+  }
+  for (int step = 0; step < 60000; ++step) {
+    const auto fd = static_cast<std::uint32_t>(rng() % kSlots);
+    if (in[fd]) {
+      index.erase(record(fd));
+    } else {
+      index.insert(record(fd));
+    }
+    in[fd] = !in[fd];
+    if (step % 5000 == 0) {
+      std::size_t count = 0;
+      for (std::uint32_t f = 0; f < kSlots; ++f) {
+        CHECK((index.find(ids[f]) == (in[f] ? &record(f) : nullptr)));
+        count += in[f] ? 1 : 0;
+      }
+      CHECK(index.size() == count);
+      CHECK(index.fds().size() == count);
+    }
+  }
+  for (std::uint32_t fd = 0; fd < kSlots; ++fd) {
+    if (in[fd]) index.erase(record(fd));
+  }
+  CHECK(index.empty());
+  CHECK_FALSE(index.contains(ids[0]));
+  for (std::uint32_t fd = 0; fd < kSlots; ++fd) table[fd].~ParkedSocket();
 }
 
 TEST_CASE("options: defaults, octal modes, repeatable uids, clear errors", "[daemon][unit][options]") {

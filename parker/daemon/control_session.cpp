@@ -204,6 +204,10 @@ void ControlSession::on_message(protocol::Hello& m, std::vector<UniqueFd>& /*fds
     return;
   }
   Pool* pool = core_.registry.pool_for(m.pool, peer_.uid);
+  if (pool == nullptr && core_.table.pools() >= ParkedTable::kMaxPools) {
+    fail(ErrorCode::not_allowed, fmt::format("parker holds {} pools, the most it can", ParkedTable::kMaxPools));
+    return;
+  }
   if (pool == nullptr) {
     spdlog::warn("refused uid {} (pid {}): pool '{}' belongs to another uid", peer_.uid, peer_.pid, m.pool);
     fail(ErrorCode::pool_taken, fmt::format("pool '{}' belongs to another uid", m.pool));

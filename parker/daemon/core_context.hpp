@@ -18,6 +18,7 @@
 #include "capacity.hpp"
 #include "deadline_timer.hpp"
 #include "options.hpp"
+#include "parked_table.hpp"
 #include "socket_watcher.hpp"
 #include "stats.hpp"
 
@@ -75,6 +76,7 @@ struct CoreContext {
   Capacity& capacity;
   Counters& counters;
   SocketWatcher& watcher;
+  ParkedTable& table;  // every parked connection's record, by fd
   DeadlineTimer& deadlines;
   CoreTotals& totals;
   CoreRegistry& registry;

@@ -39,7 +39,8 @@ Daemon::Daemon(uv_loop_t* loop, Config config, std::size_t fd_limit, std::functi
     : loop_(loop),
       config_(std::move(config)),
       capacity_(fd_limit),
-      reopen_log_(std::move(reopen_log)) {
+      reopen_log_(std::move(reopen_log)),
+      table_(fd_limit) {
   totals_.max_parked = capacity_.budget();
   if (config_.max_parked != 0) totals_.max_parked = std::min<std::size_t>(config_.max_parked, totals_.max_parked);
 }
@@ -55,7 +56,7 @@ Error Daemon::start() {
     std::filesystem::create_directories("/run/parker", ec);
     (void)::chmod("/run/parker", 0755);
   }
-  if (Error e = watcher_.open(loop_, on_socket_ready, this); e.failed()) return e;
+  if (Error e = watcher_.open(loop_, on_socket_ready, &table_); e.failed()) return e;
   auto on_peer = [this](UniqueFd peer) { new_session(std::move(peer)); };
   const bool adopted = adopted_listener_.valid();
   Error listened = adopted ? listener_.adopt(loop_, std::move(adopted_listener_), path, on_peer, counters_.accept_emfile_total)
@@ -66,7 +67,7 @@ Error Daemon::start() {
   }
   if (listener_taken_over_) listener_.claim_path(path);
 
-  deadlines_.open(loop_, [](ParkedSocket& s) { s.pool->deadline_passed(s); });
+  deadlines_.open(loop_, [this](ParkedSocket& s) { table_.pool_of(s).deadline_passed(s); });
   uv_timer_init(loop_, &grace_timer_);
   uv_timer_init(loop_, &shutdown_timer_);
   uv_timer_init(loop_, &hello_timer_);
@@ -163,8 +164,10 @@ void Daemon::close_handles() {
   watcher_.close();
 }
 
-void Daemon::on_socket_ready(void* /*context*/, ParkedSocket& socket, bool error) noexcept {
-  socket.pool->socket_event(socket, error);
+void Daemon::on_socket_ready(void* context, int fd, bool error) noexcept {
+  auto& table = *static_cast<ParkedTable*>(context);
+  ParkedSocket& socket = table[static_cast<std::uint32_t>(fd)];
+  table.pool_of(socket).socket_event(socket, error);
 }
 
 // ---- signals and timers --------------------------------------------------------------------
@@ -326,7 +329,14 @@ void Daemon::give_back_memory_after_churn() {
 
 Pool* Daemon::pool_for(const std::string& name, uid_t uid) {
   auto it = pools_.find(name);
-  if (it == pools_.end()) it = pools_.emplace(name, std::make_unique<Pool>(core_, name, uid)).first;
+  if (it == pools_.end()) {
+    auto pool = std::make_unique<Pool>(core_, name, uid);
+    if (!pool->numbered()) {
+      spdlog::warn("refused pool '{}': {} pools exist, the most parker keeps", name, ParkedTable::kMaxPools);
+      return nullptr;
+    }
+    it = pools_.emplace(name, std::move(pool)).first;
+  }
   if (it->second->owner_uid() != uid) return nullptr;
   return it->second.get();
 }

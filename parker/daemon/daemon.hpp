@@ -89,7 +89,7 @@ class Daemon final : private CoreRegistry {
   [[nodiscard]] std::string list_text() const override;
 
  private:
-  static void on_socket_ready(void* context, ParkedSocket& socket, bool error) noexcept;
+  static void on_socket_ready(void* context, int fd, bool error) noexcept;
   static void on_signal(uv_signal_t* handle, int signum) noexcept;
   static void on_grace_timer(uv_timer_t* handle) noexcept;
   static void on_shutdown_timer(uv_timer_t* handle) noexcept;
@@ -139,7 +139,9 @@ class Daemon final : private CoreRegistry {
   Counters counters_;
 
   PeerListener listener_;
+  ParkedTable table_;      // every parked connection's record, by fd; outlives the pools
   SocketWatcher watcher_;  // every parked socket, in one kernel readiness set
+  DeadlineTimer deadlines_{table_};
   uv_signal_t sigterm_{}, sigint_{}, sighup_{};
   uv_timer_t grace_timer_{}, shutdown_timer_{}, hello_timer_{};
   uv_check_t flush_check_{};
@@ -157,7 +159,6 @@ class Daemon final : private CoreRegistry {
   std::size_t peak_sessions_ = 0;  // since the last trim (give_back_memory_after_churn)
   std::uint64_t last_trim_ = 0;
 
-  DeadlineTimer deadlines_;
   bool credit_dirty_ = false;
 
   // A hand-over in progress (handover.cpp): the successor's session, and every fd handed
@@ -176,7 +177,7 @@ class Daemon final : private CoreRegistry {
   uv_timer_t keeper_timer_{};
 
   CoreTotals totals_;  // parked, held, blob bytes; `stopping` once shutdown began
-  CoreContext core_{loop_, config_, capacity_, counters_, watcher_, deadlines_, totals_, *this};
+  CoreContext core_{loop_, config_, capacity_, counters_, watcher_, table_, deadlines_, totals_, *this};
 };
 
 }  // namespace parker::daemon

@@ -1,5 +1,7 @@
 #include "deadline_timer.hpp"
 
+#include <optional>
+
 namespace parker::daemon {
 
 void DeadlineTimer::open(uv_loop_t* loop, Expired on_expired) {
@@ -17,13 +19,16 @@ void DeadlineTimer::close() noexcept {
 }
 
 void DeadlineTimer::schedule(ParkedSocket& socket) {
-  heap_.push(socket);
-  if (heap_.top() == &socket) dirty_ = true;
+  const auto fd = static_cast<std::uint32_t>(table_.fd_of(socket));
+  heap_.push(fd);
+  if (heap_.top() == fd) dirty_ = true;
 }
 
 void DeadlineTimer::cancel(ParkedSocket& socket) noexcept {
-  bool was_top = heap_.top() == &socket;
-  heap_.erase(socket);
+  if (socket.index == kNotInHeap) return;
+  const auto fd = static_cast<std::uint32_t>(table_.fd_of(socket));
+  bool was_top = heap_.top() == fd;
+  heap_.erase(fd);
   if (was_top) dirty_ = true;
 }
 
@@ -34,23 +39,24 @@ void DeadlineTimer::rearm_if_needed() {
 void DeadlineTimer::rearm() {
   dirty_ = false;
   if (!open_) return;
-  ParkedSocket* first = heap_.top();
-  if (first == nullptr) {
+  std::optional<std::uint32_t> first = heap_.top();
+  if (!first) {
     if (armed_ != 0) uv_timer_stop(&timer_);
     armed_ = 0;
     return;
   }
-  if (first->deadline == armed_) return;
-  armed_ = first->deadline;
+  const std::uint64_t deadline = heap_.deadline_of(*first);
+  if (deadline == armed_) return;
+  armed_ = deadline;
   std::uint64_t now = uv_now(loop_);
-  uv_timer_start(&timer_, on_timer, first->deadline > now ? first->deadline - now : 0, 0);
+  uv_timer_start(&timer_, on_timer, deadline > now ? deadline - now : 0, 0);
 }
 
 void DeadlineTimer::on_timer(uv_timer_t* handle) noexcept {
   auto* self = static_cast<DeadlineTimer*>(handle->data);
   self->armed_ = 0;
   std::uint64_t now = uv_now(self->loop_);
-  while (ParkedSocket* s = self->heap_.pop_expired(now)) self->on_expired_(*s);
+  while (std::optional<std::uint32_t> fd = self->heap_.pop_expired(now)) self->on_expired_(self->table_[*fd]);
   self->rearm();
 }
 

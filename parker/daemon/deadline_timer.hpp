@@ -14,6 +14,7 @@
 
 #include "deadline_heap.hpp"
 #include "parked_socket.hpp"
+#include "parked_table.hpp"
 
 namespace parker::daemon {
 
@@ -22,7 +23,7 @@ class DeadlineTimer {
   // `on_expired` is called for each socket whose deadline passed, already out of the heap.
   using Expired = std::function<void(ParkedSocket&)>;
 
-  DeadlineTimer() = default;
+  explicit DeadlineTimer(ParkedTable& table) : table_(table), heap_(table) {}
   DeadlineTimer(const DeadlineTimer&) = delete;
   DeadlineTimer& operator=(const DeadlineTimer&) = delete;
 
@@ -42,7 +43,8 @@ class DeadlineTimer {
   uv_timer_t timer_{};
   bool open_ = false;
   Expired on_expired_;
-  DeadlineHeap<ParkedSocket> heap_;
+  ParkedTable& table_;
+  DeadlineHeap<ParkedTable> heap_;  // of fds
   std::uint64_t armed_ = 0;  // what timer_ is set for (0: stopped)
   bool dirty_ = false;
 };

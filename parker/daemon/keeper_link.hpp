@@ -10,7 +10,7 @@
 // not know yet. Sessions write nothing (no PARKED, no WAKE) while caught_up() is false; the
 // daemon writes the keeper's batch first in every flush.
 //
-// fds in a batch not yet written are only borrowed from the ParkedSocket or WakeItem that
+// fds in a batch not yet written are only borrowed from the ParkedTable or WakeItem that
 // owns them: every path that closes one says forget first, which drops it from the batch.
 // Only when the keeper's socket is full are the fds of a batch duplicated, to own them while
 // it waits.

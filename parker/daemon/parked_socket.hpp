@@ -1,29 +1,24 @@
-// ParkedSocket: one parked client connection — its fd, id, blob, deadline and pool.
+// ParkedSocket: the record of one parked client connection — its id, blob, deadline, flags
+// and pool. Its fd is not in it: records live in the ParkedTable (parked_table.hpp) at the
+// slot of their fd, and the table owns that fd.
 //
-// Memory budget (blob excluded), what keeps parker far under 256 bytes per parked
-// connection: ParkedSocket is 48 bytes; it lives in an unordered_set node (+8: the next
-// pointer; the id in the element is the key) = 56 bytes, a 64-byte malloc chunk; + ~8-16
-// bytes of bucket array; + 8-16 bytes of deadline heap when it has a deadline. No libuv
-// handle and no timer per connection (one SocketWatcher and one deadline timer serve all),
-// no second allocation when the blob is empty; a blob is one allocation [u32 size][bytes].
+// 32 bytes, so that with its share of the pool's id index (parked_index.hpp) and of the
+// deadline heap a parked connection costs parker well under 64 bytes beyond its blob. No
+// libuv handle and no timer per connection (one SocketWatcher and one deadline timer serve
+// all), no allocation at all when the blob is empty; a blob is one allocation
+// [u32 size][bytes].
 //
-// Ownership: the ParkedSocket owns `fd` from the moment it is parked until it is retired —
-// then it is removed from the SocketWatcher first, and the fd either moves into a WAKE
-// record (and on into an OutputQueue) or is closed; the ParkedSocket is then erased.
+// Ownership: from the moment it is parked until it is retired the table owns the fd; then
+// it leaves the SocketWatcher first, and the fd either moves into a WAKE record (and on
+// into an OutputQueue) or is closed; the record is then erased.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string_view>
-#include <unordered_set>
-
-#include "parker/unique_fd.hpp"
 
 namespace parker::daemon {
-
-class Pool;
 
 struct ParkedSocket {
   enum Flag : std::uint8_t {
@@ -32,48 +27,34 @@ struct ParkedSocket {
   };
 
   std::uint64_t id;
-  std::uint64_t deadline : 48 = 0;  // uv_now() milliseconds (ample for 8,000 years); 0 = none
-  std::uint64_t flags : 8 = 0;      // park flags; the high nibble is the keep-alive rule set
-  std::uint64_t partial : 1 = 0;    // a keep-alive request is partly there (see Pool::keepalive)
   std::unique_ptr<std::byte[]> blob;  // [u32 size][size bytes]; null when empty
-  Pool* pool;
-  std::uint32_t index = 0xffffffffu; // position in the deadline heap, or kNotInHeap
-  UniqueFd fd;                       // the parked client socket
-  std::uint64_t parked_at = 0;       // uv_now() milliseconds, for the time-parked histogram
+  // uv_now() milliseconds (libuv's monotonic clock counts from boot: 39 bits last 17 years of
+  // uptime); 0 = none.
+  std::uint64_t deadline : 39 = 0;
+  std::uint64_t flags : 8 = 0;    // park flags; the high nibble is the keep-alive rule set
+  std::uint64_t partial : 1 = 0;  // a keep-alive request is partly there (see Pool::keepalive)
+  std::uint64_t pool : 16;        // its Pool's number in the ParkedTable
+  std::uint32_t index = 0xffffffffu;  // position in the deadline heap, or kNotInHeap
+  std::uint32_t parked_at = 0;        // uv_now() / 10 (centiseconds, wrapping: 497 days)
 
-  ParkedSocket(std::uint64_t id_, Pool* pool_) noexcept : id(id_), pool(pool_) {}
+  ParkedSocket(std::uint64_t id_, std::uint16_t pool_) noexcept : id(id_), pool(pool_) {}
   ParkedSocket(const ParkedSocket&) = delete;
   ParkedSocket& operator=(const ParkedSocket&) = delete;
 
   void set_blob(std::string_view bytes);
   [[nodiscard]] std::string_view blob_view() const noexcept;
   [[nodiscard]] std::uint32_t blob_size() const noexcept;
-};
-// 48 bytes + the node's next pointer = 56: still one 64-byte glibc malloc chunk (56 + 8
-// header), so parked_at costs no memory.
-static_assert(sizeof(ParkedSocket) <= 48, "keeps a set node in a 64-byte malloc chunk");
 
-// The parked sockets of a pool, found by id. Node-based: an element never moves, which the
-// kernel readiness set and the deadline heap point at. The id inside the element is the
-// key (no second copy).
-struct ParkedHash {
-  using is_transparent = void;
-  std::size_t operator()(std::uint64_t id) const noexcept { return std::hash<std::uint64_t>{}(id); }
-  std::size_t operator()(const ParkedSocket& s) const noexcept { return (*this)(s.id); }
+  static constexpr std::uint64_t kMaxDeadline = (std::uint64_t{1} << 39) - 1;
+  [[nodiscard]] static std::uint32_t centiseconds(std::uint64_t now_ms) noexcept {
+    return static_cast<std::uint32_t>(now_ms / 10);
+  }
+  // Seconds since it was parked (right for anything parked less than 497 days).
+  [[nodiscard]] double seconds_parked(std::uint64_t now_ms) const noexcept {
+    return static_cast<double>(static_cast<std::uint32_t>(centiseconds(now_ms) - parked_at)) / 100.0;
+  }
 };
-struct ParkedEq {
-  using is_transparent = void;
-  bool operator()(const ParkedSocket& a, const ParkedSocket& b) const noexcept { return a.id == b.id; }
-  bool operator()(std::uint64_t a, const ParkedSocket& b) const noexcept { return a == b.id; }
-  bool operator()(const ParkedSocket& a, std::uint64_t b) const noexcept { return a.id == b; }
-};
-using ParkedSet = std::unordered_set<ParkedSocket, ParkedHash, ParkedEq>;
-
-// Set elements are const to protect the key; every field but `id` may change. (The element
-// itself was not created const, so writing through this reference is well defined.)
-[[nodiscard]] inline ParkedSocket& mutable_element(const ParkedSocket& s) noexcept {
-  return const_cast<ParkedSocket&>(s);
-}
+static_assert(sizeof(ParkedSocket) == 32, "the memory budget of a parked connection (see above)");
 
 // What a readiness event on a parked socket means. Parker never reads the client's bytes:
 // it peeks at one (MSG_PEEK), which leaves them for the owner.

@@ -23,11 +23,21 @@ using protocol::RejectReason;
 using protocol::WakeReason;
 
 Pool::Pool(CoreContext& core, std::string name, uid_t owner_uid)
-    : core_(core), name_(std::move(name)), owner_uid_(owner_uid) {}
+    : core_(core), name_(std::move(name)), owner_uid_(owner_uid), number_(core.table.add_pool(*this)),
+      parked_(core.table) {}
 
 Pool::~Pool() {
-  // Only idle pools are destroyed: nothing parked or closing references this pool.
+  // The daemon destroys only idle pools; a test may drop one with connections still parked.
+  // Their fds close quietly: the daemon around may be going too, so no registry calls.
+  for (int fd : parked_.fds()) {
+    ParkedSocket& s = core_.table[static_cast<std::uint32_t>(fd)];
+    core_.deadlines.cancel(s);
+    core_.watcher.remove(fd);
+    parked_.erase(s);
+    (void)core_.table.erase(s);
+  }
   for (auto& held : held_wakes_) close_held_wake(held, CloseReason::shutdown);
+  core_.table.remove_pool(number_);
 }
 
 bool Pool::idle() const noexcept {
@@ -49,41 +59,45 @@ std::optional<RejectReason> Pool::park(const protocol::ParkRecord& record, Uniqu
   }
   if (core_.totals.parked >= core_.totals.max_parked) return RejectReason::quota_total;
 
-  auto it = parked_.emplace(record.id, this).first;
-  ParkedSocket& s = mutable_element(*it);
-  s.fd = std::move(fd);
-  if (core_.watcher.add(s).failed()) {
-    fd = std::move(s.fd);  // refused: still the caller's
-    parked_.erase(it);
+  const int raw_fd = fd.get();
+  // Watched first: if the kernel refuses, nothing else has changed and the fd is the caller's.
+  if (core_.watcher.add(raw_fd).failed()) return RejectReason::watch_failed;
+  ParkedSocket* record_slot = core_.table.insert(fd, record.id, number_);
+  if (record_slot == nullptr) {
+    // Beyond the table (RLIMIT_NOFILE raised from outside since start-up): refused like a
+    // socket the kernel would not watch.
+    core_.watcher.remove(raw_fd);
     return RejectReason::watch_failed;
   }
+  ParkedSocket& s = *record_slot;
+  parked_.insert(s);
   s.flags = record.flags & protocol::kKnownParkFlags11;  // the keep-alive set rides in the high nibble
-  s.parked_at = core_.now();
+  s.parked_at = ParkedSocket::centiseconds(core_.now());
   s.set_blob(record.blob);
   blob_bytes_ += record.blob.size();
   if (record.deadline_ms != 0) {
-    s.deadline = core_.now() + record.deadline_ms;
+    s.deadline = std::min(core_.now() + record.deadline_ms, ParkedSocket::kMaxDeadline);
     core_.deadlines.schedule(s);
   }
   ++core_.totals.parked;
   core_.totals.blob_bytes += record.blob.size();
-  if (core_.keeper != nullptr) core_.keeper->kept(handover_record(s), s.fd.get());
+  if (core_.keeper != nullptr) core_.keeper->kept(handover_record(s), raw_fd);
   // A socket with data already waiting comes back at once: the watcher is level-triggered,
   // so its next wait reports it readable.
   return std::nullopt;
 }
 
 bool Pool::recall(std::uint64_t id) {
-  auto it = parked_.find(id);
-  if (it == parked_.end()) return false;
-  wake(mutable_element(*it), WakeReason::recalled);
+  ParkedSocket* s = parked_.find(id);
+  if (s == nullptr) return false;
+  wake(*s, WakeReason::recalled);
   return true;
 }
 
 bool Pool::let_go_unconfirmed(std::uint64_t id) {
-  auto it = parked_.find(id);
-  if (it == parked_.end()) return false;
-  UniqueFd fd = retire(mutable_element(*it));
+  ParkedSocket* s = parked_.find(id);
+  if (s == nullptr) return false;
+  UniqueFd fd = retire(*s);
   tell_keeper(KeepOp::forget, id);
   fd.reset();  // the owner's copy lives on
   return true;
@@ -92,26 +106,26 @@ bool Pool::let_go_unconfirmed(std::uint64_t id) {
 std::vector<std::uint64_t> Pool::parked_ids() const {
   std::vector<std::uint64_t> ids;
   ids.reserve(parked_.size());
-  for (const ParkedSocket& s : parked_) ids.push_back(s.id);
+  parked_.for_each([&](const ParkedSocket& s) { ids.push_back(s.id); });
   return ids;
 }
 
 std::optional<protocol::InventoryRecord> Pool::inventory_record(std::uint64_t id) const {
-  auto it = parked_.find(id);
-  if (it == parked_.end()) return std::nullopt;
+  const ParkedSocket* s = parked_.find(id);
+  if (s == nullptr) return std::nullopt;
   protocol::InventoryRecord r;
   r.id = id;
   r.state = protocol::InventoryState::parked;
-  r.flags = static_cast<std::uint8_t>(it->flags);
-  r.deadline_left_ms = deadline_left_ms(*it);
-  r.blob = it->blob_view();
+  r.flags = static_cast<std::uint8_t>(s->flags);
+  r.deadline_left_ms = deadline_left_ms(*s);
+  r.blob = s->blob_view();
   return r;
 }
 
 bool Pool::drop(std::uint64_t id) {
-  auto it = parked_.find(id);
-  if (it == parked_.end()) return false;
-  close_socket(mutable_element(*it), CloseReason::dropped);
+  ParkedSocket* s = parked_.find(id);
+  if (s == nullptr) return false;
+  close_socket(*s, CloseReason::dropped);
   return true;
 }
 
@@ -132,8 +146,8 @@ void Pool::deadline_passed(ParkedSocket& socket) {
 
 void Pool::shutdown() {
   bool has_session = !sessions_.empty();
-  while (!parked_.empty()) {
-    ParkedSocket& s = mutable_element(*parked_.begin());  // retiring takes it out of the set
+  for (int fd : parked_.fds()) {  // retiring takes each out of the index
+    ParkedSocket& s = core_.table[static_cast<std::uint32_t>(fd)];
     if (has_session) {
       wake(s, WakeReason::shutdown);
     } else {
@@ -151,8 +165,8 @@ void Pool::shutdown() {
 // ---- hand-over to a successor parker ------------------------------------------------------
 
 void Pool::take_for_handover(std::vector<HandoverItem>& out, std::vector<protocol::HandoverClosed>& closed) {
-  while (!parked_.empty()) {
-    ParkedSocket& s = mutable_element(*parked_.begin());
+  for (int fd : parked_.fds()) {
+    ParkedSocket& s = core_.table[static_cast<std::uint32_t>(fd)];
     HandoverItem item;
     item.record = handover_record(s);
     item.fd = retire(s);  // erases `s`
@@ -195,7 +209,7 @@ bool Pool::adopt(HandoverItem& item) {
 // ---- events on parked sockets -----------------------------------------------------------
 
 void Pool::socket_event(ParkedSocket& s, bool error) {
-  SocketEvent event = probe_socket(s.fd.get());
+  SocketEvent event = probe_socket(core_.table.fd_of(s));
   // An error condition that a peek does not show would be reported again and again by the
   // level-triggered watcher: settle it now.
   if (event == SocketEvent::spurious) {
@@ -229,10 +243,10 @@ void Pool::socket_event(ParkedSocket& s, bool error) {
 // ---- 1.1: write-through and keep-alive replies ----------------------------------------------
 
 bool Pool::write(std::uint64_t id, std::string_view payload) {
-  auto it = parked_.find(id);
-  if (it == parked_.end()) return false;
-  ParkedSocket& s = mutable_element(*it);
-  WriteOutcome out = write_nonblocking(s.fd.get(), payload);
+  ParkedSocket* found = parked_.find(id);
+  if (found == nullptr) return false;
+  ParkedSocket& s = *found;
+  WriteOutcome out = write_nonblocking(core_.table.fd_of(s), payload);
   ++core_.counters.writes_total;
   core_.counters.write_bytes_total += out.sent;
   // A peer that is gone will never read the rest; its hang-up comes through the readiness
@@ -246,10 +260,11 @@ void Pool::declare_rules(std::uint8_t set, std::vector<protocol::KeepaliveRule> 
 }
 
 bool Pool::keepalive(ParkedSocket& s) {
+  const int fd = core_.table.fd_of(s);
   char waiting[protocol::kMaxKeepaliveRequest + 1];
   ssize_t n;
   do {
-    n = ::recv(s.fd.get(), waiting, sizeof waiting, MSG_PEEK | MSG_DONTWAIT);
+    n = ::recv(fd, waiting, sizeof waiting, MSG_PEEK | MSG_DONTWAIT);
   } while (n < 0 && errno == EINTR);
   if (n <= 0) return false;  // probe_socket saw data: let the wake path sort it out
   auto set = protocol::keepalive_set_of(static_cast<std::uint8_t>(s.flags));
@@ -259,7 +274,7 @@ bool Pool::keepalive(ParkedSocket& s) {
     if (s.partial) return true;  // still waiting, on the first partial match's clock
     // Edge-triggered until it is settled, else the bytes already there would be reported
     // on every loop iteration.
-    if (core_.watcher.set_edge_triggered(s, true).failed()) return false;
+    if (core_.watcher.set_edge_triggered(fd, true).failed()) return false;
     partial_deadlines_[s.id] = s.deadline;
     core_.deadlines.cancel(s);
     s.deadline = core_.now() + kKeepalivePartialWaitMs;
@@ -272,7 +287,7 @@ bool Pool::keepalive(ParkedSocket& s) {
   const protocol::KeepaliveRule& rule = *result.rule;
   ssize_t got;
   do {
-    got = ::recv(s.fd.get(), waiting, rule.request.size(), MSG_DONTWAIT);
+    got = ::recv(fd, waiting, rule.request.size(), MSG_DONTWAIT);
   } while (got < 0 && errno == EINTR);
   if (got != static_cast<ssize_t>(rule.request.size())) {
     // Cannot happen while parker holds the only reader; if it does, the owner sorts it out.
@@ -282,7 +297,7 @@ bool Pool::keepalive(ParkedSocket& s) {
   }
   if (s.partial) end_partial_wait(s);
   ++core_.counters.keepalive_replies_total;
-  WriteOutcome out = write_nonblocking(s.fd.get(), rule.reply);
+  WriteOutcome out = write_nonblocking(fd, rule.reply);
   core_.counters.write_bytes_total += out.sent;
   if (out.sent < rule.reply.size() && !out.peer_gone) {
     wake(s, WakeReason::write_blocked, std::string_view(rule.reply).substr(out.sent));
@@ -292,7 +307,7 @@ bool Pool::keepalive(ParkedSocket& s) {
 
 void Pool::end_partial_wait(ParkedSocket& s) {
   s.partial = 0;
-  (void)core_.watcher.set_edge_triggered(s, false);
+  (void)core_.watcher.set_edge_triggered(core_.table.fd_of(s), false);
   core_.deadlines.cancel(s);
   s.deadline = 0;
   auto it = partial_deadlines_.find(s.id);
@@ -330,13 +345,13 @@ UniqueFd Pool::retire(ParkedSocket& s) {
   core_.deadlines.cancel(s);
   // Out of the kernel's readiness set before the fd is closed or handed away: a
   // registration outlives our fd while the owner's copy of the same file stays open.
-  core_.watcher.remove(s);
-  UniqueFd fd = std::move(s.fd);
-  core_.counters.time_parked.observe(static_cast<double>(core_.now() - s.parked_at) / 1000.0);
+  core_.watcher.remove(core_.table.fd_of(s));
+  core_.counters.time_parked.observe(s.seconds_parked(core_.now()));
   blob_bytes_ -= s.blob_size();
   --core_.totals.parked;
   core_.totals.blob_bytes -= s.blob_size();
-  parked_.erase(parked_.find(s.id));
+  parked_.erase(s);
+  UniqueFd fd = core_.table.erase(s);  // the record is gone; its fd is ours
   core_.registry.pool_may_be_idle(*this);
   return fd;
 }
@@ -440,7 +455,7 @@ void Pool::tell_keeper(protocol::KeepOp op, std::uint64_t id) {
 }
 
 void Pool::send_all_to_keeper(KeeperLink& keeper) const {
-  for (const ParkedSocket& s : parked_) keeper.kept(handover_record(s), s.fd.get());
+  parked_.for_each([&](const ParkedSocket& s) { keeper.kept(handover_record(s), core_.table.fd_of(s)); });
   for (const HeldWake& held : held_wakes_) {
     if (held.item.fd) keeper.kept(handover_record(held), held.item.fd.get());
   }

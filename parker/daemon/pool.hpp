@@ -5,8 +5,8 @@
 // that restarts and says HELLO with the same pool gets its connections back. A pool belongs
 // to the uid that first used it.
 //
-// Lifetime of a parked socket (see parked_socket.hpp): park() creates it in `parked_` and
-// adds it to the daemon's SocketWatcher; an event, the deadline, RECALL, DROP or shutdown
+// Lifetime of a parked socket (see parked_socket.hpp): park() creates its record in the
+// daemon's ParkedTable, indexes it by id in `parked_` and adds its fd to the SocketWatcher; an event, the deadline, RECALL, DROP or shutdown
 // retires it: it leaves the watcher (and the deadline heap), its fd is handed to a WAKE or
 // closed, and it is erased. So an id is free for a new PARK as soon as its connection was
 // handed back.
@@ -25,6 +25,7 @@
 
 #include "core_context.hpp"
 #include "keepalive_rules.hpp"
+#include "parked_index.hpp"
 #include "parked_socket.hpp"
 #include "parker/protocol.hpp"
 #include "parker/unique_fd.hpp"
@@ -43,6 +44,9 @@ class Pool {
   Pool& operator=(const Pool&) = delete;
 
   [[nodiscard]] const std::string& name() const noexcept { return name_; }
+  // False when the ParkedTable had no pool number left (ParkedTable::kMaxPools pools):
+  // such a pool must be destroyed at once, unused.
+  [[nodiscard]] bool numbered() const noexcept { return number_ != 0; }
   [[nodiscard]] uid_t owner_uid() const noexcept { return owner_uid_; }
   [[nodiscard]] std::size_t parked() const noexcept { return parked_.size(); }
   [[nodiscard]] std::size_t held() const noexcept { return held_wakes_.size(); }
@@ -119,7 +123,8 @@ class Pool {
   CoreContext& core_;
   std::string name_;
   uid_t owner_uid_;
-  ParkedSet parked_;
+  std::uint16_t number_;  // in core_.table: what its records carry instead of a pointer
+  ParkedIndex parked_;
   std::vector<ControlSession*> sessions_;
   std::size_t next_session_ = 0;                // round-robin among equally loaded sessions
   std::deque<HeldWake> held_wakes_;             // oldest first

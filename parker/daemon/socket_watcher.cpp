@@ -2,8 +2,6 @@
 
 #include <cerrno>
 
-#include "parked_socket.hpp"
-
 #if defined(__linux__)
 #include <sys/epoll.h>
 #else
@@ -24,17 +22,17 @@ constexpr int kBatch = 1024;
 
 static int backend_create() { return ::epoll_create1(EPOLL_CLOEXEC); }
 
-static int backend_add(int backend, int fd, void* data) {
+static int backend_add(int backend, int fd) {
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLRDHUP;  // EPOLLERR and EPOLLHUP are always reported
-  ev.data.ptr = data;
+  ev.data.fd = fd;
   return ::epoll_ctl(backend, EPOLL_CTL_ADD, fd, &ev);
 }
 
-static int backend_modify(int backend, int fd, void* data, bool edge) {
+static int backend_modify(int backend, int fd, bool edge) {
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLRDHUP | (edge ? EPOLLET : 0u);
-  ev.data.ptr = data;
+  ev.data.fd = fd;
   return ::epoll_ctl(backend, EPOLL_CTL_MOD, fd, &ev);
 }
 
@@ -51,7 +49,7 @@ static int backend_wait(int backend, Emit emit) {
     n = ::epoll_wait(backend, events, kBatch, 0);
   } while (n < 0 && errno == EINTR);
   for (int i = 0; i < n; ++i) {
-    emit(events[i].data.ptr, (events[i].events & EPOLLERR) != 0);
+    emit(events[i].data.fd, (events[i].events & EPOLLERR) != 0);
   }
   return n;
 }
@@ -64,15 +62,15 @@ static int backend_create() {
   return kq;
 }
 
-static int backend_add(int backend, int fd, void* data) {
+static int backend_add(int backend, int fd) {
   struct kevent change;
-  EV_SET(&change, fd, EVFILT_READ, EV_ADD, 0, 0, data);  // EV_EOF is reported with it
+  EV_SET(&change, fd, EVFILT_READ, EV_ADD, 0, 0, nullptr);  // EV_EOF is reported with it
   return ::kevent(backend, &change, 1, nullptr, 0, nullptr);
 }
 
-static int backend_modify(int backend, int fd, void* data, bool edge) {
+static int backend_modify(int backend, int fd, bool edge) {
   struct kevent change;
-  EV_SET(&change, fd, EVFILT_READ, EV_ADD | (edge ? EV_CLEAR : 0), 0, 0, data);
+  EV_SET(&change, fd, EVFILT_READ, EV_ADD | (edge ? EV_CLEAR : 0), 0, 0, nullptr);
   return ::kevent(backend, &change, 1, nullptr, 0, nullptr);
 }
 
@@ -91,7 +89,7 @@ static int backend_wait(int backend, Emit emit) {
     n = ::kevent(backend, nullptr, 0, events, kBatch, &zero);
   } while (n < 0 && errno == EINTR);
   for (int i = 0; i < n; ++i) {
-    emit(events[i].udata, (events[i].flags & EV_ERROR) != 0);
+    emit(static_cast<int>(events[i].ident), (events[i].flags & EV_ERROR) != 0);
   }
   return n;
 }
@@ -122,15 +120,15 @@ void SocketWatcher::close() noexcept {
   backend_.reset();
 }
 
-Error SocketWatcher::add(ParkedSocket& socket) noexcept {
-  if (backend_add(backend_.get(), socket.fd.get(), &socket) != 0) return Error::from_errno();
+Error SocketWatcher::add(int fd) noexcept {
+  if (backend_add(backend_.get(), fd) != 0) return Error::from_errno();
   return {};
 }
 
-void SocketWatcher::remove(ParkedSocket& socket) noexcept { backend_remove(backend_.get(), socket.fd.get()); }
+void SocketWatcher::remove(int fd) noexcept { backend_remove(backend_.get(), fd); }
 
-Error SocketWatcher::set_edge_triggered(ParkedSocket& socket, bool edge) noexcept {
-  if (backend_modify(backend_.get(), socket.fd.get(), &socket, edge) != 0) return Error::from_errno();
+Error SocketWatcher::set_edge_triggered(int fd, bool edge) noexcept {
+  if (backend_modify(backend_.get(), fd, edge) != 0) return Error::from_errno();
   return {};
 }
 
@@ -139,9 +137,7 @@ void SocketWatcher::on_backend_ready(uv_poll_t* handle, int /*status*/, int /*ev
 }
 
 void SocketWatcher::drain() noexcept {
-  backend_wait(backend_.get(), [this](void* data, bool error) {
-    on_ready_(context_, *static_cast<ParkedSocket*>(data), error);
-  });
+  backend_wait(backend_.get(), [this](int fd, bool error) { on_ready_(context_, fd, error); });
 }
 
 }  // namespace parker::daemon

@@ -22,13 +22,11 @@
 
 namespace parker::daemon {
 
-struct ParkedSocket;
-
 class SocketWatcher {
  public:
-  // `on_ready(context, socket, error)`: the socket is readable or hung up; `error` when the
+  // `on_ready(context, fd, error)`: the socket is readable or hung up; `error` when the
   // kernel flagged an error condition on it.
-  using ReadyCallback = void (*)(void* context, ParkedSocket& socket, bool error);
+  using ReadyCallback = void (*)(void* context, int fd, bool error);
 
   SocketWatcher() = default;
   SocketWatcher(const SocketWatcher&) = delete;
@@ -38,14 +36,14 @@ class SocketWatcher {
   // Stops watching (uv_close on the poll; its memory is ours, no callback needed).
   void close() noexcept;
 
-  // Starts watching `socket.fd` for readable / hang-up / error.
-  [[nodiscard]] Error add(ParkedSocket& socket) noexcept;
-  // Stops watching it; call before its fd is closed or handed away.
-  void remove(ParkedSocket& socket) noexcept;
+  // Starts watching `fd` for readable / hang-up / error.
+  [[nodiscard]] Error add(int fd) noexcept;
+  // Stops watching it; call before the fd is closed or handed away.
+  void remove(int fd) noexcept;
   // Edge-triggered while a keep-alive request is partly there (keepalive_rules.hpp): the
   // bytes already waiting are not reported again, only new ones; back to level-triggered
   // after. Fails only if the socket is not in the set.
-  [[nodiscard]] Error set_edge_triggered(ParkedSocket& socket, bool edge) noexcept;
+  [[nodiscard]] Error set_edge_triggered(int fd, bool edge) noexcept;
 
  private:
   static void on_backend_ready(uv_poll_t* handle, int status, int events) noexcept;
