@@ -11,6 +11,7 @@
 #include <random>
 #include <vector>
 
+#include "blob_slab.hpp"
 #include "capacity.hpp"
 #include "deadline_heap.hpp"
 #include "options.hpp"
@@ -270,6 +271,34 @@ TEST_CASE("the socket probe tells readable, hang-up and nothing apart without re
 TEST_CASE("a parked socket fits the memory budget", "[daemon][unit][memory]") {
   // The record is the fd's slot in the ParkedTable: 32 bytes, no node, no fd, no pool pointer.
   CHECK(sizeof(ParkedSocket) == 32);
+}
+
+TEST_CASE("blobs keep their bytes in the slab and its chunks go when the last blob does", "[daemon][unit][memory]") {
+  REQUIRE(blob_slab_stats().live == 0);
+  std::mt19937 rng(5);
+  std::vector<std::pair<BlobPtr, std::string>> blobs;
+  for (int i = 0; i < 20000; ++i) {
+    // Mostly heavy_server-sized blobs, some of every size up to past the slab's limit.
+    std::size_t size = i % 4 == 0 ? rng() % 700 : 65;
+    std::string bytes(size, '\0');
+    for (auto& c : bytes) c = static_cast<char>(rng());
+    BlobPtr blob = make_blob(bytes);
+    CHECK((blob == nullptr) == bytes.empty());
+    blobs.emplace_back(std::move(blob), std::move(bytes));
+    if (i % 3 == 0) {  // free some as we go: their slots are reused
+      std::size_t k = rng() % blobs.size();
+      std::swap(blobs[k], blobs.back());
+      blobs.pop_back();
+    }
+  }
+  for (const auto& [blob, bytes] : blobs) {
+    CHECK(blob_size(blob.get()) == bytes.size());
+    CHECK(blob_bytes(blob.get()) == bytes);
+  }
+  CHECK(blob_slab_stats().chunk_bytes > 0);
+  blobs.clear();
+  CHECK(blob_slab_stats().live == 0);
+  CHECK(blob_slab_stats().chunk_bytes == 0);
 }
 
 TEST_CASE("the parked table owns each fd by its slot and gives it back", "[daemon][unit][memory]") {

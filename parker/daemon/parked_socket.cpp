@@ -16,25 +16,11 @@ bool is_listening(int fd) noexcept {
 
 }  // namespace
 
-void ParkedSocket::set_blob(std::string_view bytes) {
-  blob.reset();
-  if (bytes.empty()) return;
-  auto size = static_cast<std::uint32_t>(bytes.size());
-  blob = std::make_unique_for_overwrite<std::byte[]>(sizeof size + size);
-  std::memcpy(blob.get(), &size, sizeof size);
-  std::memcpy(blob.get() + sizeof size, bytes.data(), size);
-}
+void ParkedSocket::set_blob(std::string_view bytes) { blob = make_blob(bytes); }
 
-std::uint32_t ParkedSocket::blob_size() const noexcept {
-  std::uint32_t size = 0;
-  if (blob) std::memcpy(&size, blob.get(), sizeof size);
-  return size;
-}
+std::uint32_t ParkedSocket::blob_size() const noexcept { return daemon::blob_size(blob.get()); }
 
-std::string_view ParkedSocket::blob_view() const noexcept {
-  if (!blob) return {};
-  return {reinterpret_cast<const char*>(blob.get() + sizeof(std::uint32_t)), blob_size()};
-}
+std::string_view ParkedSocket::blob_view() const noexcept { return blob_bytes(blob.get()); }
 
 SocketEvent probe_socket(int fd) noexcept {
   char byte = 0;

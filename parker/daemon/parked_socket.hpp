@@ -5,8 +5,8 @@
 // 32 bytes, so that with its share of the pool's id index (parked_index.hpp) and of the
 // deadline heap a parked connection costs parker well under 64 bytes beyond its blob. No
 // libuv handle and no timer per connection (one SocketWatcher and one deadline timer serve
-// all), no allocation at all when the blob is empty; a blob is one allocation
-// [u32 size][bytes].
+// all), no allocation at all when the blob is empty; a blob is one slot [u32 size][bytes] of the
+// BlobSlab (blob_slab.hpp).
 //
 // Ownership: from the moment it is parked until it is retired the table owns the fd; then
 // it leaves the SocketWatcher first, and the fd either moves into a WAKE record (and on
@@ -18,6 +18,8 @@
 #include <memory>
 #include <string_view>
 
+#include "blob_slab.hpp"
+
 namespace parker::daemon {
 
 struct ParkedSocket {
@@ -27,7 +29,7 @@ struct ParkedSocket {
   };
 
   std::uint64_t id;
-  std::unique_ptr<std::byte[]> blob;  // [u32 size][size bytes]; null when empty
+  BlobPtr blob;  // [u32 size][size bytes] in the BlobSlab; null when empty
   // uv_now() milliseconds (libuv's monotonic clock counts from boot: 39 bits last 17 years of
   // uptime); 0 = none.
   std::uint64_t deadline : 39 = 0;

@@ -2,8 +2,9 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
+#include <fstream>
 #include <new>
-#include <stdexcept>
 
 namespace parker::daemon {
 namespace {
@@ -11,9 +12,19 @@ namespace {
 // Below this many slots' worth of touched pages, giving them back is not worth a syscall.
 constexpr std::size_t kTrimSlots = 4096;
 
+// No process can have an fd at or above fs.nr_open, whatever RLIMIT_NOFILE says (some
+// container runtimes set it to 2^30): the table need not reserve beyond it.
+std::size_t highest_possible_fds(std::size_t fd_limit) {
+  std::size_t nr_open = std::size_t{1} << 20;  // the kernel's default
+  std::ifstream in("/proc/sys/fs/nr_open");
+  if (std::size_t read = 0; in >> read && read != 0) nr_open = read;
+  return std::min(fd_limit, nr_open);
+}
+
 }  // namespace
 
-ParkedTable::ParkedTable(std::size_t fd_limit) : capacity_(fd_limit), occupied_(fd_limit) {
+ParkedTable::ParkedTable(std::size_t fd_limit)
+    : capacity_(highest_possible_fds(fd_limit)), occupied_(capacity_) {
   reserved_bytes_ = capacity_ * sizeof(ParkedSocket);
   if (reserved_bytes_ == 0) return;
   // Address space only: the kernel backs a page when a record is first written to it.
