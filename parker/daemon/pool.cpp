@@ -352,7 +352,8 @@ UniqueFd Pool::retire(ParkedSocket& s) {
   core_.totals.blob_bytes -= s.blob_size();
   parked_.erase(s);
   UniqueFd fd = core_.table.erase(s);  // the record is gone; its fd is ours
-  core_.registry.pool_may_be_idle(*this);
+  // Only the last parked connection can leave the pool idle: not a name copied per wake.
+  if (parked_.empty()) core_.registry.pool_may_be_idle(*this);
   return fd;
 }
 
