@@ -136,13 +136,20 @@ Error UvShardedClient::park(UniqueFd& fd, std::uint64_t id, std::string_view blo
   return {};
 }
 
+// With one shard every id is its: the router then behaves exactly as that one UvClient,
+// ids it never saw included (a 1.0 parker has no inventory to learn them from).
+std::optional<std::size_t> UvShardedClient::route(std::uint64_t id) const noexcept {
+  if (shards_.size() == 1) return 0;
+  return shard_of(id);
+}
+
 Error UvShardedClient::recall(std::uint64_t id) {
-  std::optional<std::size_t> index = shard_of(id);
+  std::optional<std::size_t> index = route(id);
   return index ? shards_[*index].client->recall(id) : Error{ENOENT};
 }
 
 Error UvShardedClient::drop(std::uint64_t id) {
-  std::optional<std::size_t> index = shard_of(id);
+  std::optional<std::size_t> index = route(id);
   return index ? shards_[*index].client->drop(id) : Error{ENOENT};
 }
 
@@ -188,7 +195,7 @@ Error UvShardedClient::write(std::vector<std::uint64_t> ids, std::string payload
   std::map<std::size_t, std::vector<std::uint64_t>> by_shard;
   ShardedWriteResult result;
   for (std::uint64_t id : ids) {
-    if (auto index = shard_of(id)) {
+    if (auto index = route(id)) {
       by_shard[*index].push_back(id);
     } else {
       result.not_sent.push_back(id);

@@ -12,7 +12,8 @@
 //     or listed by an inventory) goes back to the shard that holds it, so a duplicate id is
 //     refused by that parker exactly as with one parker.
 //   * recall() and drop() go to the shard that holds the id: ENOENT for an id no shard is
-//     known to hold, ENOTCONN when its shard is not connected now.
+//     known to hold, ENOTCONN when its shard is not connected now. With a single shard every
+//     id goes to it, known or not: one shard behaves exactly as one UvClient.
 //   * write() splits the ids by shard: one WRITE per shard, one result (on_write_result)
 //     when every part is answered, results in the order of the writes. What could not be
 //     written is said per id (see ShardedWriteResult).
@@ -155,6 +156,7 @@ class UvShardedClient {
   };
 
   ClientCallbacks callbacks_for(std::size_t index);
+  [[nodiscard]] std::optional<std::size_t> route(std::uint64_t id) const noexcept;
   void place(std::uint64_t id, std::size_t index);
   void forget(std::uint64_t id);
   void forget_on(std::uint64_t id, std::size_t index);
