@@ -37,6 +37,7 @@ struct ShardedRecorder {
   std::vector<RejectedPark> rejected;
   std::set<std::uint64_t> parked;
   std::vector<ShardedWriteResult> writes;
+  std::vector<Error> left;
 
   ShardedCallbacks callbacks() {
     ShardedCallbacks c;
@@ -46,6 +47,7 @@ struct ShardedRecorder {
     c.on_rejected = [this](RejectedPark p) { rejected.push_back(std::move(p)); };
     c.on_parked = [this](std::uint64_t id) { parked.insert(id); };
     c.on_write_result = [this](const ShardedWriteResult& r) { writes.push_back(r); };
+    c.on_left = [this](Error e) { left.push_back(e); };
     return c;
   }
 };
@@ -61,16 +63,26 @@ struct ThreeShards {
       paths.push_back(daemons.back()->socket_path());
     }
   }
-  void connect(TestLoop& loop, UvShardedClient& client) {
-    REQUIRE(client.connect(paths, "web", fast_reconnect()).ok());
-    REQUIRE(loop.run_until([&] { return client.connected_count() == kShards; }));
-    // Each parker's own fds with our session open: what it holds beyond that is parked.
-    for (auto& d : daemons) base.push_back(d->fd_count());
-  }
   TempDir dir;
   std::vector<std::unique_ptr<ParkerDaemon>> daemons;
   std::vector<std::string> paths;
   std::vector<std::size_t> base;
+};
+
+// Three parkers and a sharded client connected to all of them, on a loop of its own. The
+// members go in reverse: the client, then the loop (run dry, checked), then the parkers.
+struct ShardedSetup {
+  explicit ShardedSetup(const std::vector<std::string>& args = {}, const std::vector<std::size_t>& fd_limits = {})
+      : shards(args, fd_limits), client(std::make_unique<UvShardedClient>(loop.get(), recorder.callbacks())) {
+    REQUIRE(client->connect(shards.paths, "web", fast_reconnect()).ok());
+    REQUIRE(loop.run_until([&] { return client->connected_count() == kShards; }));
+    // Each parker's own fds with our session open: what it holds beyond that is parked.
+    for (auto& d : shards.daemons) shards.base.push_back(d->fd_count());
+  }
+  ThreeShards shards;
+  TestLoop loop;
+  ShardedRecorder recorder;
+  std::unique_ptr<UvShardedClient> client;
 };
 
 // Parks `n` fresh loopback connections (ids first_id...), waiting for credit; returns them.
@@ -108,11 +120,8 @@ void expect_fds_match_shares(ThreeShards& shards, UvShardedClient& client) {
 TEST_CASE("sharded parks spread over three parkers and come back from the shard that holds them", "[client][shards]") {
   const std::size_t baseline = fd_baseline_with_libuv();
   {
-    ThreeShards shards;
-    TestLoop loop;
-    ShardedRecorder recorder;
-    auto client = std::make_unique<UvShardedClient>(loop.get(), recorder.callbacks());
-    shards.connect(loop, *client);
+    ShardedSetup setup;
+    auto& [shards, loop, recorder, client] = setup;
     TcpLoopback tcp;
     auto conns = park_many(loop, *client, tcp, 1, 30);
     REQUIRE(loop.run_until([&] { return all_confirmed(recorder, conns); }));
@@ -151,7 +160,6 @@ TEST_CASE("sharded parks spread over three parkers and come back from the shard 
     expect_fds_match_shares(shards, *client);
     recorder.woken.clear();
     client->close();
-    client.reset();
   }
   CHECK(open_fd_count() == baseline);
 }
@@ -159,11 +167,8 @@ TEST_CASE("sharded parks spread over three parkers and come back from the shard 
 TEST_CASE("a SIGKILLed shard costs only its share and the others keep parking and waking", "[client][shards][faults]") {
   const std::size_t baseline = fd_baseline_with_libuv();
   {
-    ThreeShards shards;
-    TestLoop loop;
-    ShardedRecorder recorder;
-    auto client = std::make_unique<UvShardedClient>(loop.get(), recorder.callbacks());
-    shards.connect(loop, *client);
+    ShardedSetup setup;
+    auto& [shards, loop, recorder, client] = setup;
     TcpLoopback tcp;
     auto conns = park_many(loop, *client, tcp, 1, 30);
     REQUIRE(loop.run_until([&] { return all_confirmed(recorder, conns); }));
@@ -200,7 +205,6 @@ TEST_CASE("a SIGKILLed shard costs only its share and the others keep parking an
     for (const auto& [id, c] : more) CHECK(client->shard_of(id) != std::optional<std::size_t>{1});
     expect_fds_match_shares(shards, *client);
     client->close();
-    client.reset();
   }
   CHECK(open_fd_count() == baseline);
 }
@@ -209,11 +213,8 @@ TEST_CASE("parks go by credit to the other shards when one parker is full", "[cl
   const std::size_t baseline = fd_baseline_with_libuv();
   {
     // Under 48 fds parker's credit budget is 16 parks; under 64, 30 (parker/daemon/capacity.cpp).
-    ThreeShards shards({}, {48, 64, 64});
-    TestLoop loop;
-    ShardedRecorder recorder;
-    auto client = std::make_unique<UvShardedClient>(loop.get(), recorder.callbacks());
-    shards.connect(loop, *client);
+    ShardedSetup setup({}, {48, 64, 64});
+    auto& [shards, loop, recorder, client] = setup;
     TcpLoopback tcp;
     std::map<std::uint64_t, TcpConnection> conns;
     Error last;
@@ -245,7 +246,6 @@ TEST_CASE("parks go by credit to the other shards when one parker is full", "[cl
     CHECK(conns.size() > 40);  // far more than the small shard holds: the others took the rest
     expect_fds_match_shares(shards, *client);
     client->close();
-    client.reset();
   }
   CHECK(open_fd_count() == baseline);
 }
@@ -253,11 +253,8 @@ TEST_CASE("parks go by credit to the other shards when one parker is full", "[cl
 TEST_CASE("a restarted shard is reconnected with back-off and takes parks again", "[client][shards][faults]") {
   const std::size_t baseline = fd_baseline_with_libuv();
   {
-    ThreeShards shards;
-    TestLoop loop;
-    ShardedRecorder recorder;
-    auto client = std::make_unique<UvShardedClient>(loop.get(), recorder.callbacks());
-    shards.connect(loop, *client);
+    ShardedSetup setup;
+    auto& [shards, loop, recorder, client] = setup;
     shards.daemons[2]->kill();
     REQUIRE(loop.run_until([&] { return client->connected_count() == kShards - 1; }));
     TcpLoopback tcp;
@@ -282,7 +279,33 @@ TEST_CASE("a restarted shard is reconnected with back-off and takes parks again"
     for (auto& [shard, w] : recorder.woken) CHECK(shard == 2);
     recorder.woken.clear();
     client->close();
-    client.reset();
+  }
+  CHECK(open_fd_count() == baseline);
+}
+
+TEST_CASE("leave() over three parkers reports once when every shard has confirmed and left", "[client][shards]") {
+  const std::size_t baseline = fd_baseline_with_libuv();
+  {
+    ShardedSetup setup;
+    auto& [shards, loop, recorder, client] = setup;
+    TcpLoopback tcp;
+    auto conns = park_many(loop, *client, tcp, 1, 9);
+    REQUIRE(client->leave().ok());  // the parks still queued go first, then GOODBYE on each
+    CHECK(client->leave().is(EALREADY));
+    REQUIRE(loop.run_until([&] { return !recorder.left.empty(); }));
+    CHECK(recorder.left.size() == 1);
+    CHECK(recorder.left[0].ok());
+    CHECK(recorder.rejected.empty());
+    CHECK(all_confirmed(recorder, conns));
+    // Every parker keeps its share after we left (the pool's connections are parker's), and
+    // has closed our session's socket.
+    for (std::size_t i = 0; i < kShards; ++i) {
+      INFO("shard " << i);
+      CHECK(client->held_by(i) > 0);
+      const std::size_t want = shards.base[i] - 1 + client->held_by(i);
+      CHECK(shards.daemons[i]->settle_fd_count(want) == want);
+    }
+    client->close();
   }
   CHECK(open_fd_count() == baseline);
 }

@@ -263,18 +263,22 @@ Error UvShardedClient::leave() {
   if (leaving_) return Error{EALREADY};
   leaving_ = true;
   left_error_ = {};
-  shards_leaving_ = 0;
+  // One count held by this call until every shard has been asked: a shard may leave at once
+  // (a 1.0 session calls on_left from inside leave()), and on_left must wait for the rest.
+  shards_leaving_ = 1;
   std::vector<std::size_t> idle;
   for (std::size_t i = 0; i < shards_.size(); ++i) {
-    if (shards_[i].client->leave().ok()) {
-      shards_[i].leaving = true;
-      ++shards_leaving_;
-    } else {
+    shards_[i].leaving = true;
+    ++shards_leaving_;
+    if (shards_[i].client->leave().failed() && shards_[i].leaving) {
+      shards_[i].leaving = false;
+      --shards_leaving_;
       idle.push_back(i);
     }
   }
-  if (shards_leaving_ == 0) {
+  if (idle.size() == shards_.size()) {
     leaving_ = false;
+    shards_leaving_ = 0;
     return Error{ENOTCONN};
   }
   // A shard without a session has nothing in flight to confirm: it stops now (its parks not
@@ -283,6 +287,7 @@ Error UvShardedClient::leave() {
     shards_[i].client->close();
     if (left_error_.ok()) left_error_ = Error{ENOTCONN};
   }
+  if (--shards_leaving_ == 0 && callbacks_.on_left) callbacks_.on_left(left_error_);
   return {};
 }
 
