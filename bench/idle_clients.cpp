@@ -7,6 +7,9 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <string_view>
+
+#include <sys/socket.h>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -36,6 +39,52 @@ void write_line(int fd, const std::string& line) {
 // from five addresses half a second.
 constexpr std::size_t kPerSource = 4000;
 
+constexpr std::chrono::seconds kPingTimeout{60};
+
+// Sends PING on every socket, then reads until each has answered +PONG or `timeout` passed;
+// returns how many did. The sockets are blocking: one small send each never blocks.
+std::size_t ping_each(std::vector<UniqueFd>& sockets, std::chrono::seconds timeout) {
+  static constexpr std::string_view kPing = "*1\r\n$4\r\nPING\r\n";
+  static constexpr std::string_view kPong = "+PONG\r\n";
+  std::vector<pollfd> waiting;     // the sockets not answered yet
+  std::vector<std::size_t> index;  // ... and which of `sockets` each is
+  std::vector<std::string> got(sockets.size());
+  for (std::size_t i = 0; i < sockets.size(); ++i) {
+    if (::send(sockets[i].get(), kPing.data(), kPing.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(kPing.size())) {
+      waiting.push_back({sockets[i].get(), POLLIN, static_cast<short>(0)});
+      index.push_back(i);
+    }
+  }
+  std::size_t answered = 0;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!waiting.empty() && std::chrono::steady_clock::now() < deadline) {
+    int rc = ::poll(waiting.data(), waiting.size(), 200);
+    if (rc < 0 && errno != EINTR) break;
+    for (std::size_t k = 0; k < waiting.size();) {
+      if (waiting[k].revents == 0) {
+        ++k;
+        continue;
+      }
+      char buf[64];
+      ssize_t n = ::recv(waiting[k].fd, buf, sizeof buf, MSG_DONTWAIT);
+      std::string& g = got[index[k]];
+      if (n > 0) g.append(buf, static_cast<std::size_t>(n));
+      const bool done = g.size() >= kPong.size() || n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR);
+      if (done) {
+        answered += g.starts_with(kPong) ? 1 : 0;
+        waiting[k] = waiting.back();
+        index[k] = index.back();
+        waiting.pop_back();
+        index.pop_back();
+      } else {
+        waiting[k].revents = 0;
+        ++k;
+      }
+    }
+  }
+  return answered;
+}
+
 // The holder's whole life: connect, report, wait until told to go, exit (closing them all).
 int hold_connections(const std::string& ip, std::uint16_t port, std::size_t count,
                      const std::vector<std::string>& sources, int status_fd, int control_fd) {
@@ -53,10 +102,13 @@ int hold_connections(const std::string& ip, std::uint16_t port, std::size_t coun
     if ((i + 1) % 500 == 0) write_line(status_fd, fmt::format("P {}\n", i + 1));
   }
   if (sockets.size() == count) write_line(status_fd, fmt::format("D {}\n", count));
-  char byte;
-  while (::read(control_fd, &byte, 1) < 0 && errno == EINTR) {
+  for (;;) {
+    char command = 0;
+    ssize_t n = ::read(control_fd, &command, 1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return 0;  // EOF: exit, closing them all
+    if (command == 'p') write_line(status_fd, fmt::format("K {}\n", ping_each(sockets, kPingTimeout)));
   }
-  return 0;
 }
 
 }  // namespace
@@ -143,6 +195,30 @@ std::vector<pid_t> IdleClients::pids() const {
   std::vector<pid_t> out;
   for (const auto& h : holders_) out.push_back(h.process.pid());
   return out;
+}
+
+std::size_t IdleClients::ping_all(std::chrono::milliseconds timeout) {
+  for (auto& h : holders_) write_line(h.control.get(), "p");
+  std::size_t answered = 0;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (auto& h : holders_) {
+    std::string line;
+    while (line.empty() || line.back() != '\n') {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      pollfd p{h.status.get(), POLLIN, 0};
+      if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) {
+        throw std::runtime_error("idle connections: no PING report in time");
+      }
+      char c = 0;
+      ssize_t n = ::read(h.status.get(), &c, 1);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) throw std::runtime_error("an idle-connection holder died before its PING report");
+      line += c;
+      if (c == '\n' && !line.starts_with("K ")) line.clear();  // a late progress line
+    }
+    answered += std::stoull(line.substr(2));
+  }
+  return answered;
 }
 
 void IdleClients::close_all() {

@@ -4,6 +4,7 @@
 // ...), so one listener can take far more than one address's ~28k ephemeral ports.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -31,6 +32,10 @@ class IdleClients {
   void open(const std::string& ip, std::uint16_t port, std::size_t count,
             std::chrono::milliseconds timeout, Progress* progress = nullptr);
 
+  // Sends PING on every connection (RESP) and counts the +PONG answers that come within
+  // `timeout`: each holder pings all of its connections at once, then reads.
+  [[nodiscard]] std::size_t ping_all(std::chrono::milliseconds timeout);
+
   [[nodiscard]] std::size_t count() const noexcept { return count_; }
   [[nodiscard]] std::vector<pid_t> pids() const;
   // Closes every connection (the holders exit).
@@ -40,7 +45,7 @@ class IdleClients {
   struct Holder {
     ChildProcess process;
     UniqueFd status;   // holder -> us: "P n" progress lines, then "D n" or "E n message"
-    UniqueFd control;  // us -> holder: closing it tells the holder to exit
+    UniqueFd control;  // us -> holder: 'p' pings every connection ("K answered"); EOF: exit
   };
   std::vector<Holder> holders_;
   std::size_t count_ = 0;

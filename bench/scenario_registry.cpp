@@ -33,6 +33,8 @@ const std::vector<Scenario>& all_scenarios() {
        run_parked_memory},
       {"keeper_cost", "parker --keeper (crash survival): park/wake throughput and CPU against plain parker, in one run",
        run_keeper_cost},
+      {"shards", "one heavy_server parking N idle clients over 3 parkers (6 with --big): time to park all, RSS and fds per parker, all answer PING",
+       run_shards},
   };
   return table;
 }

@@ -134,11 +134,16 @@ bool heavy_server_built(const Config& config) {
 
 RunningServer start_heavy_server(const Config& config, const std::string& tag,
                                  const std::filesystem::path& parker_socket) {
+  return start_heavy_server(config, tag, std::vector<std::filesystem::path>{parker_socket});
+}
+
+RunningServer start_heavy_server(const Config& config, const std::string& tag,
+                                 const std::vector<std::filesystem::path>& parker_sockets) {
   auto program = config.program("heavy_server");
   auto dir = log_dir(config);
   return start_on_spare_port("heavy_server", dir / (tag + ".log"), [&](std::uint16_t port) {
-    std::vector<std::string> argv{program.string(), "--port", std::to_string(port), "--bind", "127.0.0.1",
-                                  "--parker", parker_socket.string()};
+    std::vector<std::string> argv{program.string(), "--port", std::to_string(port), "--bind", "127.0.0.1"};
+    for (const auto& socket : parker_sockets) argv.insert(argv.end(), {"--parker", socket.string()});
     argv.insert(argv.end(), config.heavy_server_args.begin(), config.heavy_server_args.end());
     return argv;
   });

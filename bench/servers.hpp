@@ -56,6 +56,9 @@ class ScratchDir {
 [[nodiscard]] bool heavy_server_built(const Config& config);
 [[nodiscard]] RunningServer start_heavy_server(const Config& config, const std::string& tag,
                                                const std::filesystem::path& parker_socket);
+// The same with one --parker per socket: the pool spread over several parkers (shards).
+[[nodiscard]] RunningServer start_heavy_server(const Config& config, const std::string& tag,
+                                               const std::vector<std::filesystem::path>& parker_sockets);
 
 // The first of `programs` (redis-server, nutcracker, redis-benchmark...) not installed, with
 // the Debian package to install, e.g. "nutcracker not installed (apt install nutcracker)";

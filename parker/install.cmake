@@ -39,7 +39,7 @@ set_target_properties(parker_static PROPERTIES
   OUTPUT_NAME parker EXPORT_NAME client_static ARCHIVE_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/lib)
 
 # libparker-uv: client_uv.cpp over libparker.
-add_library(parker_uv_shared SHARED lib/client_uv.cpp)
+add_library(parker_uv_shared SHARED lib/client_uv.cpp lib/client_sharded_uv.cpp)
 set_target_properties(parker_uv_shared PROPERTIES
   OUTPUT_NAME parker-uv VERSION ${PROJECT_VERSION} SOVERSION ${parker_soversion} EXPORT_NAME client_uv
   LIBRARY_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/lib)

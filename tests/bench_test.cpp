@@ -65,7 +65,7 @@ TEST_CASE("a quick run writes results.json, results.csv and plots, and leaves no
   CHECK(json.find("\n  \"scenarios\": [") != std::string::npos);
   CHECK(json.find("\"rlimit_nofile_soft\"") != std::string::npos);
   for (const char* name : {"fd_passing_raw", "park_wake_throughput", "idle_scale", "wake_latency",
-                           "proxy_nutcracker", "idle_cost", "server_speed", "ack_cost", "handover", "keeper_cost"}) {
+                           "proxy_nutcracker", "idle_cost", "server_speed", "ack_cost", "handover", "keeper_cost", "shards"}) {
     INFO(name);
     CHECK(json.find(std::string("\"name\": \"") + name + "\"") != std::string::npos);
   }
@@ -84,7 +84,9 @@ TEST_CASE("a quick run writes results.json, results.csv and plots, and leaves no
                              // park_wake_throughput against the minimal parker's cycle (issue 13)
                              "park_vs_minimal", "wake_vs_minimal",
                              // keeper_cost: parker --keeper against plain parker (issue 10's crash survival)
-                             "park_keeper_vs_plain", "wake_keeper_vs_plain", "keeper_cpu_per_park_and_wake"}) {
+                             "park_keeper_vs_plain", "wake_keeper_vs_plain", "keeper_cpu_per_park_and_wake",
+                             // shards: one heavy_server over several parkers (issue 13)
+                             "shards_park_all_seconds", "shards_ping_answered"}) {
     INFO(metric);
     CHECK(json.find(std::string("\"metric\": \"") + metric + "\"") != std::string::npos);
   }

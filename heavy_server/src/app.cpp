@@ -83,7 +83,7 @@ int run_app(const Config& config) {
   options.port = config.port;
   options.session_bytes = config.session_bytes;
   options.client_limits = config.client_limits;
-  const bool parking_on = !config.parker_socket.empty();
+  const bool parking_on = !config.parker_sockets.empty();
   if (parking_on) options.first_client_id = time_based_first_client_id();
   int exit_code = 0;
   {
@@ -116,7 +116,7 @@ int run_app(const Config& config) {
     uv_signal_start(&watch.interrupt, on_signal, SIGINT);
 
     ParkingOptions parking_options;
-    parking_options.socket_path = config.parker_socket;
+    parking_options.socket_paths = config.parker_sockets;
     parking_options.pool = config.pool;
     parking_options.park_after_ms = config.park_after_ms;
     std::optional<Parking> parking;

@@ -118,6 +118,19 @@ void section_parking(std::string& out, Engine& e) {
                  s.parking.park_failures_total, s.parking.write_through_messages_total,
                  s.parking.write_through_bytes_total, s.parking.write_through_returned_total,
                  s.parking.keepalive_parks_total);
+  // Per parker (shard), as redis lists its replicas: slave0:ip=...,port=...
+  if (s.parking.shards.empty()) return;
+  out.resize(out.size() - 2);  // before the section's blank line
+  std::size_t connected = 0;
+  for (const ParkingStats::Shard& shard : s.parking.shards) connected += shard.connected ? 1 : 0;
+  fmt::format_to(std::back_inserter(out), "parker_shards:{}\r\nparker_shards_connected:{}\r\n", s.parking.shards.size(),
+                 connected);
+  for (std::size_t i = 0; i < s.parking.shards.size(); ++i) {
+    const ParkingStats::Shard& shard = s.parking.shards[i];
+    fmt::format_to(std::back_inserter(out), "shard{}:path={},connected={},parked={},credit={}\r\n", i, shard.path,
+                   shard.connected ? 1 : 0, shard.parked, shard.credit);
+  }
+  out.append("\r\n");
 }
 
 void section_keyspace(std::string& out, Engine& e) {

@@ -1,5 +1,6 @@
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -7,6 +8,7 @@
 #include <CLI/CLI.hpp>
 
 #include "heavy/config.hpp"
+#include "parker/client_sharded_uv.hpp"
 #include "parker/default_socket_path.hpp"
 #include "parker/version.h"
 
@@ -17,7 +19,7 @@ std::string default_parker_socket() { return parker::default_socket_path(); }
 
 OptionsOutcome parse_options(int argc, char** argv) {
   Config config;
-  config.parker_socket = default_parker_socket();
+  config.parker_sockets = {default_parker_socket()};
   CLI::App app{
       "heavy_server: a Redis-protocol (RESP2) server whose every connection carries a heavy session,\n"
       "the example parker is for. Try it with: redis-cli -p PORT"};
@@ -25,7 +27,10 @@ OptionsOutcome parse_options(int argc, char** argv) {
   app.add_option("--port", config.port, "TCP port to listen on (0: pick a free one; the log says which)")
       ->capture_default_str();
   app.add_option("--bind", config.bind, "Address to listen on")->capture_default_str();
-  app.add_option("--parker", config.parker_socket, "parker's socket")->capture_default_str();
+  app.add_option("--parker", config.parker_sockets,
+                 "parker's socket; give it once per parker to spread parked connections over several "
+                 "(shards: each holds up to its own fd limit); \"\" alone: no parking")
+      ->capture_default_str();
   app.add_option("--pool", config.pool, "Pool name this server parks its connections under")->capture_default_str();
   app.add_option("--park-after", config.park_after_ms, "Park a connection after this many ms without input")
       ->capture_default_str();
@@ -60,6 +65,23 @@ OptionsOutcome parse_options(int argc, char** argv) {
   } else {
     std::fprintf(stderr, "--client-query-buffer-limit: '%s' is not a size (e.g. 1gb, 64mb, 1048576)\n",
                  query_limit.c_str());
+    return {std::nullopt, 2};
+  }
+  if (config.parker_sockets.size() == 1 && config.parker_sockets[0].empty()) {
+    config.parker_sockets.clear();  // --parker "": serve without parking
+  }
+  for (const std::string& path : config.parker_sockets) {
+    if (path.empty()) {
+      std::fprintf(stderr, "--parker: an empty path among several parkers\n");
+      return {std::nullopt, 2};
+    }
+    if (std::count(config.parker_sockets.begin(), config.parker_sockets.end(), path) > 1) {
+      std::fprintf(stderr, "--parker: '%s' given twice\n", path.c_str());
+      return {std::nullopt, 2};
+    }
+  }
+  if (config.parker_sockets.size() > parker::UvShardedClient::kMaxShards) {
+    std::fprintf(stderr, "--parker: at most %zu parkers\n", parker::UvShardedClient::kMaxShards);
     return {std::nullopt, 2};
   }
   for (const std::string& spec : output_limits) {

@@ -8,6 +8,7 @@
 #include <optional>
 #include <set>
 
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include "heavy/connection.hpp"
@@ -102,29 +103,46 @@ Parking::~Parking() {
 
 void Parking::start(ListenerReady on_listener) {
   on_listener_ = std::move(on_listener);
-  parker::ClientCallbacks cb;
-  cb.on_connected = [this](const parker::protocol::Welcome& w) { connected(w); };
-  cb.on_disconnected = [this](parker::Error e, std::chrono::milliseconds retry) { disconnected(e, retry); };
-  cb.on_wake = [this](parker::WokenConnection w) { woken(std::move(w)); };
+  parker::ShardedCallbacks cb;
+  cb.on_connected = [this](std::size_t shard, const parker::protocol::Welcome& w) { connected(shard, w); };
+  cb.on_disconnected = [this](std::size_t shard, parker::Error e, std::chrono::milliseconds retry) {
+    disconnected(shard, e, retry);
+  };
+  cb.on_wake = [this](std::size_t shard, parker::WokenConnection w) { woken(shard, std::move(w)); };
   cb.on_closed = [this](std::uint64_t id, parker::protocol::CloseReason r) { closed_by_parker(id, r); };
   cb.on_rejected = [this](parker::RejectedPark p) { rejected(std::move(p)); };
-  cb.on_error = [this](const parker::protocol::ErrorMessage& e) { error_from_parker(e); };
+  cb.on_error = [this](std::size_t /*shard*/, const parker::protocol::ErrorMessage& e) { error_from_parker(e); };
   cb.on_parked = [this](std::uint64_t /*id*/) { maybe_finish_handover(); };
-  cb.on_inventory = [this](const parker::protocol::InventoryReply& r) { inventory(r); };
+  cb.on_inventory = [this](std::size_t shard, const parker::protocol::InventoryReply& r) { inventory(shard, r); };
   cb.on_left = [this](parker::Error e) { left(e); };
-  cb.on_write_result = [this](const parker::protocol::WriteResult& r) { write_result(r); };
-  client_ = parker::UvClient::create(server_.loop(), std::move(cb));
+  cb.on_write_result = [this](const parker::ShardedWriteResult& r) { write_result(r); };
+  client_ = std::make_unique<parker::UvShardedClient>(server_.loop(), std::move(cb));
+  shards_.assign(options_.socket_paths.size(), ShardState{});
+  auto& figures = server_.stats().parking.shards;
+  figures.clear();
+  for (const std::string& path : options_.socket_paths) figures.push_back({path});
   set_scan_interval(std::clamp<std::uint64_t>(options_.park_after_ms / 4, 10, 250));
   uv_timer_start(&phase_timer_, on_phase_timer, options_.startup_timeout_ms, 0);
   // Wakes are acknowledged by woken() itself: once a graceful restart has begun, the ones that
   // still arrive are not adopted, and must stay parker's (for the successor) — see woken().
   parker::ClientOptions client_options;
   client_options.auto_acknowledge = false;
-  if (parker::Error e = client_->connect(options_.socket_path, options_.pool, client_options); e.failed()) {
-    spdlog::warn("parker at {}: {}; serving without parking", options_.socket_path, parker::describe(e));
-    warned_unavailable_ = true;
+  if (parker::Error e = client_->connect(options_.socket_paths, options_.pool, client_options); e.failed()) {
+    spdlog::warn("parker at {}: {}; serving without parking", fmt::join(options_.socket_paths, ", "),
+                 parker::describe(e));
+    for (ShardState& shard : shards_) shard.warned_unavailable = true;
     decide_listener({});
   }
+}
+
+bool Parking::exactly_once(std::size_t shard) const noexcept {
+  return client_ && shard < client_->shard_count() && client_->shard(shard).core().exactly_once();
+}
+
+// The largest blob the shard takes; 0 (no limit announced): any.
+std::size_t Parking::max_blob(std::size_t shard) const noexcept {
+  const std::size_t max = client_ && shard < client_->shard_count() ? client_->shard(shard).core().welcome().max_blob : 0;
+  return max == 0 ? SIZE_MAX : max;
 }
 
 void Parking::set_scan_interval(std::uint64_t ms) noexcept {
@@ -146,59 +164,86 @@ void Parking::close() noexcept {
 
 void Parking::on_handle_closed(uv_handle_t* handle) noexcept { --static_cast<Parking*>(handle->data)->open_handles_; }
 
-void Parking::update_gauge() noexcept { server_.stats().parking.parked_connections = parked_.size(); }
+void Parking::update_gauge() noexcept {
+  ParkingStats& stats = server_.stats().parking;
+  stats.parked_connections = parked_.size();
+  if (!client_) return;
+  for (std::size_t i = 0; i < stats.shards.size() && i < client_->shard_count(); ++i) {
+    stats.shards[i].connected = client_->shard(i).connected();
+    stats.shards[i].parked = client_->held_by(i);
+    stats.shards[i].credit = client_->shard(i).credit();
+  }
+}
 
 // --- The session with parker ---
 
-void Parking::connected(const parker::protocol::Welcome& welcome) {
-  if (warned_unavailable_) {
-    spdlog::info("parker at {} is reachable again; parking resumes", options_.socket_path);
-    warned_unavailable_ = false;
+void Parking::connected(std::size_t shard, const parker::protocol::Welcome& welcome) {
+  ShardState& state = shards_[shard];
+  const std::string& path = options_.socket_paths[shard];
+  if (state.warned_unavailable) {
+    spdlog::info("parker at {} is reachable again; parking resumes", path);
+    state.warned_unavailable = false;
   } else {
-    spdlog::info("parking idle connections with parker at {} (pool {}, after {} ms)", options_.socket_path,
-                 options_.pool, options_.park_after_ms);
+    spdlog::info("parking idle connections with parker at {} (pool {}, after {} ms)", path, options_.pool,
+                 options_.park_after_ms);
   }
+  update_gauge();
   for (auto& [id, stand_in] : parked_) {
-    if (stand_in && stand_in->wants_recall()) stand_in->recall_again();
+    if (stand_in && stand_in->wants_recall() && client_->shard_of(id).value_or(shard) == shard) stand_in->recall_again();
   }
-  if (client_->core().exactly_once()) {
+  if (exactly_once(shard)) {
     // Before any park of this session (parks are only queued): they name these sets.
-    (void)client_->declare_keepalive_rules(kPlainRules, ping_rules("+PONG\r\n"));
-    (void)client_->declare_keepalive_rules(kSubscribedRules, ping_rules("*2\r\n$4\r\npong\r\n$0\r\n\r\n"));
+    (void)client_->declare_keepalive_rules(shard, kPlainRules, ping_rules("+PONG\r\n"));
+    (void)client_->declare_keepalive_rules(shard, kSubscribedRules, ping_rules("*2\r\n$4\r\npong\r\n$0\r\n\r\n"));
   }
-  if (client_->core().exactly_once() && client_->request_inventory().ok()) {
-    // What the pool holds decides the index (and, at start, the listener): see inventory().
-    inventory_pending_ = true;
-    unlisted_.clear();
-    for (const auto& [id, stand_in] : parked_) unlisted_.insert(id);
-    listener_in_inventory_ = listener_held_ = false;
-    inventory_records_ = inventory_subscribers_ = 0;
+  if (exactly_once(shard) && client_->request_inventory(shard).ok()) {
+    // What the pool holds on this shard decides the index (and, at start, with the other
+    // shards', the listener): see inventory().
+    state.inventory_pending = true;
+    state.unlisted.clear();
+    for (const auto& [id, stand_in] : parked_) {
+      if (client_->shard_of(id) == shard || shards_.size() == 1) state.unlisted.insert(id);
+    }
+    if (phase_ != Phase::starting) {
+      listener_in_inventory_ = listener_held_ = false;
+      inventory_records_ = inventory_subscribers_ = 0;
+    }
     return;
   }
   // A parker speaking protocol 1.0: no inventory. An empty pool means a new parker.
-  if (welcome.parked_in_pool == 0 && !parked_.empty()) {
+  if (welcome.parked_in_pool == 0 && !parked_.empty() && shards_.size() == 1) {
     spdlog::warn("parker holds none of our {} parked connection(s) any more; forgetting them", parked_.size());
     forget_all_entries();
   }
   if (phase_ == Phase::starting) {
-    if (welcome.parked_in_pool > 0) {
-      (void)client_->recall(kListenerParkId);  // a WAKE, or ERROR unknown_id: decided then
+    if (welcome.parked_in_pool > 0 && client_->recall(kListenerParkId).ok()) {
+      // A WAKE, or ERROR unknown_id: decided then (or by the startup timer).
     } else {
-      decide_listener({});
+      state.answered = true;
+      maybe_start_serving();
     }
   }
 }
 
-void Parking::disconnected(parker::Error error, std::chrono::milliseconds retry_in) {
-  if (!warned_unavailable_) {
-    spdlog::warn("parker at {}: {}; serving without parking, retrying in the background (every {} ms at most)",
-                 options_.socket_path, parker::describe(error), retry_in.count());
-    warned_unavailable_ = true;
+// Writes in flight on the shard have been reported already (unknown outcome: see
+// write_result). Its connections stay indexed: a parker that comes back (restarted with its
+// keeper, or taken over) still holds them, and its next inventory says which.
+void Parking::disconnected(std::size_t shard, parker::Error error, std::chrono::milliseconds retry_in) {
+  ShardState& state = shards_[shard];
+  if (!state.warned_unavailable) {
+    spdlog::warn("parker at {}: {}; {}, retrying in the background (every {} ms at most)", options_.socket_paths[shard],
+                 parker::describe(error),
+                 client_ && client_->connected() ? "parking with the other parkers" : "serving without parking",
+                 retry_in.count());
+    state.warned_unavailable = true;
   }
-  inventory_pending_ = false;  // asked again on the next session
-  unlisted_.clear();
-  forget_writes_in_flight();
-  if (phase_ == Phase::starting) decide_listener(std::move(handed_over_));
+  state.inventory_pending = false;  // asked again on the next session
+  state.unlisted.clear();
+  update_gauge();
+  if (phase_ == Phase::starting) {
+    state.answered = true;
+    maybe_start_serving();
+  }
 }
 
 void Parking::error_from_parker(const parker::protocol::ErrorMessage& error) {
@@ -212,19 +257,19 @@ void Parking::error_from_parker(const parker::protocol::ErrorMessage& error) {
 
 // --- The inventory: what the pool holds ---
 
-void Parking::inventory(const parker::protocol::InventoryReply& reply) {
-  if (!inventory_pending_) return;
+void Parking::inventory(std::size_t shard, const parker::protocol::InventoryReply& reply) {
+  if (!shards_[shard].inventory_pending) return;
   // A big pool comes in many batches: the start waits while they keep coming.
   if (phase_ == Phase::starting) uv_timer_start(&phase_timer_, on_phase_timer, options_.startup_timeout_ms, 0);
   try {
-    for (const parker::protocol::InventoryRecord& record : reply.records) index_record(record);
+    for (const parker::protocol::InventoryRecord& record : reply.records) index_record(shard, record);
   } catch (const std::bad_alloc&) {
     spdlog::warn("out of memory while indexing parker's inventory; some parked connections are not indexed");
   }
-  if (reply.last) inventory_done();
+  if (reply.last) inventory_done(shard);
 }
 
-void Parking::index_record(const parker::protocol::InventoryRecord& record) {
+void Parking::index_record(std::size_t shard, const parker::protocol::InventoryRecord& record) {
   if (record.id == kListenerParkId) {
     // Held: woken while its owner was leaving (a client arrived); it comes to us as a WAKE.
     listener_in_inventory_ = true;
@@ -232,7 +277,7 @@ void Parking::index_record(const parker::protocol::InventoryRecord& record) {
     return;
   }
   ++inventory_records_;
-  unlisted_.erase(record.id);
+  shards_[shard].unlisted.erase(record.id);
   // Held (waiting for an owner): it is on its way to us as a WAKE. Already indexed: ours.
   if (record.state != parker::protocol::InventoryState::parked || parked_.contains(record.id)) return;
   if (server_.find_connection(record.id) != nullptr) {
@@ -258,32 +303,46 @@ void Parking::index_record(const parker::protocol::InventoryRecord& record) {
   if (decoded.session && has_work(*decoded.session, server_.options().limits)) (void)client_->recall(record.id);
 }
 
-void Parking::inventory_done() {
-  inventory_pending_ = false;
-  if (!unlisted_.empty()) {
+void Parking::inventory_done(std::size_t shard) {
+  ShardState& state = shards_[shard];
+  state.inventory_pending = false;
+  if (!state.unlisted.empty()) {
     // A new parker, or connections woken to another process of the pool meanwhile.
-    spdlog::warn("parker holds none of {} of our parked connection(s) any more; forgetting them", unlisted_.size());
-    std::vector<std::uint64_t> gone(unlisted_.begin(), unlisted_.end());
-    unlisted_.clear();
+    spdlog::warn("parker at {} holds none of {} of our parked connection(s) any more; forgetting them",
+                 options_.socket_paths[shard], state.unlisted.size());
+    std::vector<std::uint64_t> gone(state.unlisted.begin(), state.unlisted.end());
+    state.unlisted.clear();
     for (std::uint64_t id : gone) forget_entry(id);
   }
   update_gauge();
   if (phase_ == Phase::starting) {
-    if (inventory_records_ > 0) {
-      spdlog::info("parker holds {} connection(s) of pool {} ({} subscriber(s), registered for PUBLISH)",
-                   inventory_records_, options_.pool, inventory_subscribers_);
-    }
-    if (handed_over_) {
-      decide_listener(std::move(handed_over_));  // it came (as a held wake) before the inventory
-    } else if (listener_in_inventory_ && listener_held_) {
-      // On its way as a held wake: decided in listener_woken (or by the startup timer).
-    } else if (!listener_in_inventory_ || client_->recall(kListenerParkId).failed()) {
-      decide_listener({});
-    }
-    // else: decided when the listener comes back (listener_woken), or by the startup timer
+    state.answered = true;
+    maybe_start_serving();
   } else if (listener_in_inventory_ && phase_ == Phase::serving) {
     spdlog::warn("parker holds a listening socket of pool {} that nobody took over", options_.pool);
   }
+}
+
+// At start, once every shard has answered (its inventory is complete, or it could not be
+// reached): the listener a previous process parked is on one of them, or on none.
+void Parking::maybe_start_serving() {
+  if (phase_ != Phase::starting || start_decided_) return;
+  for (const ShardState& shard : shards_) {
+    if (!shard.answered) return;
+  }
+  start_decided_ = true;
+  if (inventory_records_ > 0) {
+    spdlog::info("parker holds {} connection(s) of pool {} ({} subscriber(s), registered for PUBLISH)",
+                 inventory_records_, options_.pool, inventory_subscribers_);
+  }
+  if (handed_over_) {
+    decide_listener(std::move(handed_over_));  // it came (as a held wake) before the inventory
+  } else if (listener_in_inventory_ && listener_held_) {
+    // On its way as a held wake: decided in listener_woken (or by the startup timer).
+  } else if (!listener_in_inventory_ || client_->recall(kListenerParkId).failed()) {
+    decide_listener({});
+  }
+  // else: decided when the listener comes back (listener_woken), or by the startup timer
 }
 
 // --- Parking ---
@@ -309,9 +368,9 @@ void Parking::scan() {
 
 // The deadline a park gets from --timeout: what is left of the client's idle time. Subscribers
 // are exempt, as in redis.
-parker::ParkOptions Parking::park_options(const Connection& conn) const {
+parker::ParkOptions Parking::park_options(const Connection& conn, std::size_t shard) const {
   parker::ParkOptions o;
-  if (client_->core().exactly_once()) o.keepalive_set = conn.session().subscribed() ? kSubscribedRules : kPlainRules;
+  if (exactly_once(shard)) o.keepalive_set = conn.session().subscribed() ? kSubscribedRules : kPlainRules;
   const std::uint64_t timeout_ms = server_.options().client_limits.timeout_seconds * 1000;
   if (timeout_ms == 0 || conn.session().subscribed()) return o;
   const std::uint64_t idle_ms = uv_now(server_.loop()) - conn.last_input_ms();
@@ -325,7 +384,9 @@ parker::ParkOptions Parking::park_options(const Connection& conn) const {
 // (parker wakes it to the successor). Otherwise only an idle one with nothing waiting.
 void Parking::park_one(Connection& conn, bool handover) {
   if (handover ? !conn.can_hand_over() : (!conn.idle() || has_unread_bytes(conn.fd()))) return;
-  if (client_->credit() == 0) {
+  // The shard it goes to: the one with the most credit (or the one that holds its id already).
+  const std::optional<std::size_t> shard = client_->shard_for(conn.id());
+  if (!shard || client_->shard(*shard).credit() == 0) {
     if (!out_of_credit_counted_) ++server_.stats().parking.park_failures_total;  // once per scan
     out_of_credit_counted_ = true;
     return;
@@ -336,9 +397,8 @@ void Parking::park_one(Connection& conn, bool handover) {
     stand_in = std::make_unique<ParkedSubscriber>(id, to_vector(conn.session().channels),
                                                   to_vector(conn.session().patterns), &recall_, static_cast<WriteThrough*>(this));
   }
-  const parker::ParkOptions options = park_options(conn);
-  const std::size_t max_blob = client_->core().welcome().max_blob;
-  DetachResult d = server_.detach_connection(id, stand_in.get(), max_blob == 0 ? SIZE_MAX : max_blob, handover);
+  const parker::ParkOptions options = park_options(conn, *shard);
+  DetachResult d = server_.detach_connection(id, stand_in.get(), max_blob(*shard), handover);
   if (!d.detached) {
     ++server_.stats().parking.park_failures_total;
     spdlog::debug("client {}: not parked: {}", id, d.error);
@@ -384,10 +444,10 @@ void Parking::rejected(parker::RejectedPark park) {
 
 // --- Waking ---
 
-void Parking::woken(parker::WokenConnection woken) {
-  const bool exactly_once = client_ && client_->core().exactly_once();
-  if (exactly_once && (phase_ == Phase::handing_over || phase_ == Phase::leaving || phase_ == Phase::done)) {
-    woken_in_handover(std::move(woken));
+void Parking::woken(std::size_t shard, parker::WokenConnection woken) {
+  const bool acknowledged = exactly_once(shard);
+  if (acknowledged && (phase_ == Phase::handing_over || phase_ == Phase::leaving || phase_ == Phase::done)) {
+    woken_in_handover(shard, std::move(woken));
     return;
   }
   const std::uint64_t seq = woken.seq;
@@ -396,17 +456,17 @@ void Parking::woken(parker::WokenConnection woken) {
     // A parker that crashed (parker --keeper) may hand back a connection whose wake we had
     // already adopted before it could learn so: we serve it already. Our extra copy goes.
     spdlog::debug("client {}: woken again though served here (a restarted parker); ignored", woken.id);
-    if (exactly_once) (void)client_->acknowledge(seq);
+    if (acknowledged) (void)client_->acknowledge(shard, seq);
     return;
   }
   if (woken.id == kListenerParkId) {
-    listener_woken(std::move(woken.fd), woken.blob);
+    listener_woken(shard, std::move(woken.fd), woken.blob);
   } else {
     come_back(std::move(woken.fd), std::move(woken.blob), woken.id, std::move(woken.unsent), true);
   }
   // The connection is ours from here on (or closed for a blob we could not restore; or
   // waiting in waiting_ for write results, its fd ours all the same).
-  if (exactly_once) (void)client_->acknowledge(seq);
+  if (acknowledged && client_) (void)client_->acknowledge(shard, seq);
 }
 
 // A graceful restart has begun: a wake is not adopted and not acknowledged, so it stays
@@ -414,7 +474,7 @@ void Parking::woken(parker::WokenConnection woken) {
 // or written to its socket here. Only a parked subscriber that PUBLISH gave messages to
 // meanwhile (the wake is its recall) is parked again at once, the messages added to its blob
 // as unsent output (parker lets go of its old copy), so the successor delivers them.
-void Parking::woken_in_handover(parker::WokenConnection woken) {
+void Parking::woken_in_handover(std::size_t shard, parker::WokenConnection woken) {
   auto it = parked_.find(woken.id);
   ParkedSubscriber* stand_in = it == parked_.end() ? nullptr : it->second.get();
   if (stand_in == nullptr || !stand_in->wants_recall() || phase_ != Phase::handing_over) {
@@ -428,8 +488,7 @@ void Parking::woken_in_handover(parker::WokenConnection woken) {
     decoded.session->unsent_output.append(woken.unsent);  // what parker could not write goes first
     decoded.session->unsent_output.append(stand_in->pending());
     decoded.session->unsent_output.append(stand_in->behind_writes());
-    const std::size_t max_blob = client_->core().welcome().max_blob;
-    blob = encode_session(*decoded.session, max_blob == 0 ? SIZE_MAX : max_blob);
+    blob = encode_session(*decoded.session, max_blob(shard));
   }
   if (!blob) {
     spdlog::warn("client {}: {} byte(s) of messages do not fit its blob; the successor will not deliver them",
@@ -455,7 +514,7 @@ void Parking::come_back(parker::UniqueFd fd, std::string blob, std::uint64_t id,
     stand_in = std::move(it->second);
     parked_.erase(it);
   }
-  unlisted_.erase(id);
+  for (ShardState& shard : shards_) shard.unlisted.erase(id);
   update_gauge();
   if (stand_in && stand_in->writes_in_flight() > 0) {
     // Parker may yet report some of those writes not made: they must reach the client before
@@ -509,7 +568,9 @@ ParkedSubscriber* Parking::stand_in_of(std::uint64_t id) {
 
 bool Parking::write_through(std::uint64_t id, std::string_view pattern, std::string_view channel,
                             std::string_view message) {
-  if (!client_ || !client_->connected() || !client_->core().exactly_once()) return false;
+  // Through the shard that holds it, when that one has a 1.1 session now.
+  const std::optional<std::size_t> shard = client_ ? client_->shard_of(id) : std::nullopt;
+  if (!shard || !client_->shard(*shard).connected() || !exactly_once(*shard)) return false;
   if (phase_ != Phase::serving && phase_ != Phase::starting) return false;
   if (batch_ids_.empty() || batch_pattern_ != pattern || batch_channel_ != channel || batch_message_ != message) {
     flush_writes();
@@ -561,7 +622,7 @@ void Parking::flush_writes() {
   writes_in_flight_.push_back({number, batch_payload_, std::move(ids)});
 }
 
-void Parking::write_result(const parker::protocol::WriteResult& result) {
+void Parking::write_result(const parker::ShardedWriteResult& result) {
   if (writes_in_flight_.empty() || writes_in_flight_.front().number != result.write) {
     spdlog::warn("parker answered write {} that is not the next in flight; ignored", result.write);
     return;
@@ -576,6 +637,17 @@ void Parking::write_result(const parker::protocol::WriteResult& result) {
   for (std::uint64_t id : result.not_parked) {
     if (ParkedSubscriber* s = stand_in_of(id)) s->keep_returned(w.payload, false);
   }
+  // Its shard had no session to take the WRITE: kept here, and recalled (now, or when that
+  // shard is back) so it is delivered.
+  for (std::uint64_t id : result.not_sent) {
+    if (ParkedSubscriber* s = stand_in_of(id)) s->keep_returned(w.payload, true);
+  }
+  // Its shard's session ended first: parker made it or not, nobody can say. Counted as made
+  // (at most once: a message is never sent twice).
+  if (!result.unknown.empty()) {
+    spdlog::warn("write-through of a message to {} parked client(s) unanswered when a session with parker ended",
+                 result.unknown.size());
+  }
   for (std::uint64_t id : w.ids) {
     ParkedSubscriber* s = stand_in_of(id);
     if (s == nullptr) continue;
@@ -584,31 +656,13 @@ void Parking::write_result(const parker::protocol::WriteResult& result) {
   }
 }
 
-// The session ended with writes unanswered: parker handled each or none of them, and cannot
-// say which any more. Counted as made (at most once: a message is never sent twice), and the
-// connections waiting for them are served.
-void Parking::forget_writes_in_flight() {
-  flush_writes();  // fails without a session: kept and recalled
-  std::size_t unanswered = writes_in_flight_.size();
-  for (WriteInFlight& w : writes_in_flight_) {
-    for (std::uint64_t id : w.ids) {
-      if (ParkedSubscriber* s = stand_in_of(id)) s->write_answered();
-    }
-  }
-  writes_in_flight_.clear();
-  if (unanswered != 0) spdlog::warn("{} write-through message(s) unanswered when the session with parker ended", unanswered);
-  std::vector<std::uint64_t> ready;
-  for (auto& [id, w] : waiting_) ready.push_back(id);
-  for (std::uint64_t id : ready) finish_waiting(id);
-}
-
 void Parking::closed_by_parker(std::uint64_t id, parker::protocol::CloseReason reason) {
   spdlog::debug("client {}: closed while parked ({})", id, parker::protocol::to_string(reason));
   forget_entry(id);
 }
 
 void Parking::forget_entry(std::uint64_t id) {
-  unlisted_.erase(id);
+  for (ShardState& shard : shards_) shard.unlisted.erase(id);
   auto it = parked_.find(id);
   if (it == parked_.end()) return;
   if (it->second) server_.pubsub().rebind(it->second->channels(), it->second->patterns(), it->second.get(), nullptr);
@@ -621,7 +675,7 @@ void Parking::forget_all_entries() {
     if (stand_in) server_.pubsub().rebind(stand_in->channels(), stand_in->patterns(), stand_in.get(), nullptr);
   }
   parked_.clear();
-  unlisted_.clear();
+  for (ShardState& shard : shards_) shard.unlisted.clear();
   update_gauge();
 }
 
@@ -672,7 +726,7 @@ void Parking::decide_listener(parker::UniqueFd fd) {
   if (on_listener_) on_listener_(std::move(fd));
 }
 
-void Parking::listener_woken(parker::UniqueFd fd, std::string_view blob) {
+void Parking::listener_woken(std::size_t shard, parker::UniqueFd fd, std::string_view blob) {
   if (phase_ == Phase::handing_over) {
     // A connection arrived while the listener was parked and parker gave it to us: accept what
     // waits (those clients are parked with the rest), then park the listener again.
@@ -684,11 +738,11 @@ void Parking::listener_woken(parker::UniqueFd fd, std::string_view blob) {
     spdlog::warn("parker handed us a second listening socket; closing it");
     return;
   }
-  if (client_->core().exactly_once()) {
-    // The inventory indexes the connections left parked (see index_record): serving starts
-    // once it is complete, so that PUBLISH counts every parked subscriber from the first.
+  if (exactly_once(shard)) {
+    // The inventories index the connections left parked (see index_record): serving starts
+    // once every shard's is complete, so that PUBLISH counts every parked subscriber from the first.
     spdlog::info("took over the listening socket left with parker by the previous process");
-    if (inventory_pending_) {
+    if (!start_decided_) {
       handed_over_ = std::move(fd);
       return;
     }
@@ -740,8 +794,8 @@ void Parking::park_listener() {
   for (const auto& [id, stand_in] : parked_) {
     if (!stand_in) refs.push_back({id, false});
   }
-  const std::size_t max_blob = client_->core().welcome().max_blob;
-  std::string blob = encode_listener_blob(refs, max_blob == 0 ? 1u << 20 : max_blob);
+  const std::size_t shard_max = max_blob(client_->shard_for(kListenerParkId).value_or(0));
+  std::string blob = encode_listener_blob(refs, shard_max == SIZE_MAX ? 1u << 20 : shard_max);
   if (parker::Error e = client_->park(listener_, kListenerParkId, blob); e.failed()) {
     spdlog::error("cannot park the listening socket: {}", parker::describe(e));
     return;
@@ -753,7 +807,7 @@ void Parking::maybe_finish_handover() {
   if (phase_ != Phase::handing_over || !client_) return;
   const bool all_parked = server_.connection_count() == 0 && listener_parked_ && !listener_;
   // unconfirmed_parks() counts the parks queued too; recalls queued must go out first as well.
-  const bool confirmed = client_->unconfirmed_parks() == 0 && !client_->core().has_queued();
+  const bool confirmed = client_->unconfirmed_parks() == 0 && !client_->has_queued();
   if (all_parked && confirmed) leave_session();
 }
 

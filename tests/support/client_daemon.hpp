@@ -28,9 +28,17 @@ class ParkerDaemon {
   explicit ParkerDaemon(std::string socket_path, std::vector<std::string> args = {})
       : socket_path_(std::move(socket_path)), args_(std::move(args)) {}
 
+  // Starts it under RLIMIT_NOFILE `limit` (soft and hard; prlimit execs parker, so pid() and
+  // fd_count() are parker's): a parker that is full after a few dozen parks.
+  void set_fd_limit(std::size_t limit) { fd_limit_ = limit; }
+
   void start() {
     REQUIRE_FALSE(process_.has_value());
-    std::vector<std::string> argv{program_path("parker"), "--socket", socket_path_};
+    std::vector<std::string> argv;
+    if (fd_limit_) {
+      argv = {"/usr/bin/prlimit", "--nofile=" + std::to_string(*fd_limit_) + ":" + std::to_string(*fd_limit_), "--"};
+    }
+    argv.insert(argv.end(), {program_path("parker"), "--socket", socket_path_});
     argv.insert(argv.end(), args_.begin(), args_.end());
     process_.emplace(argv);
     INFO(process_->output());
@@ -79,6 +87,7 @@ class ParkerDaemon {
  private:
   std::string socket_path_;
   std::vector<std::string> args_;
+  std::optional<std::size_t> fd_limit_;
   std::optional<Process> process_;
 };
 

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "heavy/client_limits.hpp"
 
@@ -13,7 +14,8 @@ struct Config {
   std::string bind = "127.0.0.1";
   std::uint16_t port = 6380;  // not 6379, so it never clashes with a real redis; 0: ephemeral
   // Parking (stored now, used once the parker client library is wired in).
-  std::string parker_socket;  // default: default_parker_socket()
+  // One path per parker (shard); default: default_parker_socket(). Empty: no parking.
+  std::vector<std::string> parker_sockets;
   std::string pool = "heavy_server";
   std::uint64_t park_after_ms = 1000;
   std::uint64_t session_bytes = 256 * 1024;

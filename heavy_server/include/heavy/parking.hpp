@@ -48,12 +48,13 @@
 
 #include "heavy/parked_subscriber.hpp"
 #include "heavy/server.hpp"
-#include "parker/client_uv.hpp"
+#include "parker/client_sharded_uv.hpp"
 
 namespace heavy {
 
 struct ParkingOptions {
-  std::string socket_path;
+  // One parker, or several (shards): the pool is spread over them (parker::UvShardedClient).
+  std::vector<std::string> socket_paths;
   std::string pool = "heavy_server";
   std::uint64_t park_after_ms = 1000;
   std::uint64_t startup_timeout_ms = 1000;   // waiting for parker's listener before listening afresh
@@ -98,22 +99,21 @@ class Parking final : private WriteThrough {
   static void on_handle_closed(uv_handle_t* handle) noexcept;
 
   // parker::Client callbacks
-  void connected(const parker::protocol::Welcome& welcome);
-  void disconnected(parker::Error error, std::chrono::milliseconds retry_in);
-  void woken(parker::WokenConnection woken);
+  void connected(std::size_t shard, const parker::protocol::Welcome& welcome);
+  void disconnected(std::size_t shard, parker::Error error, std::chrono::milliseconds retry_in);
+  void woken(std::size_t shard, parker::WokenConnection woken);
   void closed_by_parker(std::uint64_t id, parker::protocol::CloseReason reason);
   void rejected(parker::RejectedPark park);
   void error_from_parker(const parker::protocol::ErrorMessage& error);
-  void inventory(const parker::protocol::InventoryReply& reply);
+  void inventory(std::size_t shard, const parker::protocol::InventoryReply& reply);
   void left(parker::Error error);
-  void write_result(const parker::protocol::WriteResult& result);
+  void write_result(const parker::ShardedWriteResult& result);
 
   // Write-through (WriteThrough): messages batched per payload until the loop iteration ends.
   bool write_through(std::uint64_t id, std::string_view pattern, std::string_view channel,
                      std::string_view message) override;
   static void on_flush_check(uv_check_t* check) noexcept;
   void flush_writes();
-  void forget_writes_in_flight();
   // Wakes and refused parks come back here: restored at once, or kept waiting while writes
   // to the connection are in flight.
   void come_back(parker::UniqueFd fd, std::string blob, std::uint64_t id, std::string unsent, bool count_wake);
@@ -124,15 +124,18 @@ class Parking final : private WriteThrough {
 
   void scan();
   void park_one(Connection& conn, bool handover);
-  [[nodiscard]] parker::ParkOptions park_options(const Connection& conn) const;
-  void woken_in_handover(parker::WokenConnection woken);
-  void index_record(const parker::protocol::InventoryRecord& record);
-  void inventory_done();
+  [[nodiscard]] parker::ParkOptions park_options(const Connection& conn, std::size_t shard) const;
+  void woken_in_handover(std::size_t shard, parker::WokenConnection woken);
+  void index_record(std::size_t shard, const parker::protocol::InventoryRecord& record);
+  void inventory_done(std::size_t shard);
+  void maybe_start_serving();
+  [[nodiscard]] bool exactly_once(std::size_t shard) const noexcept;
+  [[nodiscard]] std::size_t max_blob(std::size_t shard) const noexcept;
   Connection* restore(parker::UniqueFd fd, std::span<const std::byte> blob, std::uint64_t id);
   void forget_entry(std::uint64_t id);
   void forget_all_entries();
   void decide_listener(parker::UniqueFd fd);
-  void listener_woken(parker::UniqueFd fd, std::string_view blob);
+  void listener_woken(std::size_t shard, parker::UniqueFd fd, std::string_view blob);
   void park_listener();
   void maybe_finish_handover();
   void leave_session();
@@ -142,13 +145,22 @@ class Parking final : private WriteThrough {
 
   Server& server_;
   ParkingOptions options_;
-  parker::UvClientPtr client_;
+  std::unique_ptr<parker::UvShardedClient> client_;
   uv_timer_t scan_timer_{};
   uv_timer_t phase_timer_{};  // startup wait, then the handover deadline
   int open_handles_ = 0;
   bool closed_ = false;
   Phase phase_ = Phase::starting;
-  bool warned_unavailable_ = false;
+
+  // Per shard (index as in options_.socket_paths).
+  struct ShardState {
+    bool warned_unavailable = false;
+    bool answered = false;           // at start: its inventory is complete, or it was not reachable
+    bool inventory_pending = false;  // asked at the start of its current session
+    std::unordered_set<std::uint64_t> unlisted;  // indexed on it before its inventory, not in it (yet)
+  };
+  std::vector<ShardState> shards_;
+  bool start_decided_ = false;  // every shard answered: the listener is being decided
 
   // The index: one entry per connection parked in our pool (stand-in only for subscribers),
   // from park() (or the inventory) until it is woken, refused, returned or closed.
@@ -177,12 +189,10 @@ class Parking final : private WriteThrough {
   };
   std::unordered_map<std::uint64_t, Waiting> waiting_;
 
-  // The inventory asked for at the start of the current session.
-  bool inventory_pending_ = false;
-  std::unordered_set<std::uint64_t> unlisted_;  // indexed before it, not in it (yet)
+  // The inventories asked for at the start of each session.
   bool listener_in_inventory_ = false;
   bool listener_held_ = false;  // ... as a wake held for the pool (it comes as a WAKE)
-  parker::UniqueFd handed_over_;  // start: the listener came back before the inventory ended
+  parker::UniqueFd handed_over_;  // start: the listener came back before the inventories ended
   std::size_t inventory_records_ = 0;
   std::size_t inventory_subscribers_ = 0;
 

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "heavy/client_limits.hpp"
 
@@ -20,6 +22,14 @@ struct ParkingStats {
   std::uint64_t write_through_bytes_total = 0;     // their bytes
   std::uint64_t write_through_returned_total = 0;  // messages parker could not write (delivered here on wake)
   std::uint64_t keepalive_parks_total = 0;         // parks with a keep-alive rule set (PING answered by parker)
+  // One per --parker, in order (INFO parking: shard0, shard1...).
+  struct Shard {
+    std::string path;
+    bool connected = false;
+    std::uint64_t parked = 0;  // connections placed on it (parked or in flight)
+    std::uint32_t credit = 0;  // parks it would take now
+  };
+  std::vector<Shard> shards;
 };
 
 struct ServerStats {
