@@ -35,7 +35,7 @@ struct Session {
     REQUIRE(pump_until(fake, [&] { return !fake.frames().empty(); }));
     auto hello = fake.take<protocol::Hello>();
     REQUIRE(hello.size() == 1);
-    CHECK(hello[0].first == protocol::Hello{protocol::kVersionMajor, protocol::kVersionMinor, "pool-a"});
+    CHECK(hello[0].first == protocol::Hello{protocol::kVersionMajor, protocol::kOwnerMinor, "pool-a"});
     fake.welcome(credit, max_blob, 1, minor);
     REQUIRE(run_until(client, &fake, [&] { return client.connected(); }));
   }

@@ -444,3 +444,55 @@ TEST_CASE("stats render as Prometheus text with every reason", "[daemon][unit][s
   CHECK(list == "pool=a uid=0 sessions=0 parked=0 held=0 blob_bytes=0\n"
                 "pool=b uid=1 sessions=2 parked=3 held=4 blob_bytes=5\n");
 }
+
+// COUNTERS (protocol 1.2): what a parker hands over names exactly the series its STATS
+// shows, with the same values, and a successor that adds them shows them again.
+TEST_CASE("counters exported for a hand-over are the STATS series and continue in the successor",
+          "[daemon][unit][stats]") {
+  Counters old_counters;
+  old_counters.parks_total = 7;
+  old_counters.count(protocol::WakeReason::hangup);
+  old_counters.count(protocol::ErrorCode::bad_frame);
+  old_counters.writes_total = 3;
+  old_counters.time_parked.observe(0.0625);  // binary fractions: the sums are exact
+  old_counters.time_parked.observe(120);
+  old_counters.wake_delivery.observe(30e-6);
+  const std::string old_text = render_prometheus(old_counters, Gauges{});
+  std::vector<protocol::CounterValue> values = export_counters(old_counters);
+  for (const auto& v : values) {
+    INFO(v.name);
+    if (v.kind == protocol::CounterKind::count) CHECK(test::metric(old_text, v.name) == static_cast<long long>(v.value));
+    CHECK(old_text.find("\n" + v.name + " ") != std::string::npos);
+  }
+
+  Counters successor;
+  successor.sessions_total = 1;  // its own, counted before the hand-over ends
+  successor.time_parked.observe(2);
+  ImportedCounters imported = import_counters(successor, values);
+  CHECK(imported.added == values.size());
+  CHECK(imported.unknown == 0);
+  const std::string text = render_prometheus(successor, Gauges{});
+  CHECK(test::metric(text, "parker_parks_total") == 7);
+  CHECK(test::metric(text, "parker_wakes_total{reason=\"hangup\"}") == 1);
+  CHECK(test::metric(text, "parker_errors_total{code=\"bad_frame\"}") == 1);
+  CHECK(test::metric(text, "parker_writes_total") == 3);
+  CHECK(successor.sessions_total == 1 + old_counters.sessions_total);
+  CHECK(test::metric(text, "parker_time_parked_seconds_count") == 3);
+  CHECK(test::metric(text, "parker_time_parked_seconds_bucket{le=\"0.1\"}") == 1);
+  CHECK(test::metric(text, "parker_time_parked_seconds_bucket{le=\"10\"}") == 2);
+  CHECK(test::metric(text, "parker_time_parked_seconds_bucket{le=\"+Inf\"}") == 3);
+  CHECK(text.find("parker_time_parked_seconds_sum 122.0625\n") != std::string::npos);
+  CHECK(test::metric(text, "parker_wake_delivery_seconds_count") == 1);
+
+  // Another version's series: unknown names are dropped, counted; a histogram whose series
+  // do not add up (other buckets) is left out whole.
+  std::vector<protocol::CounterValue> odd{{"parker_future_total", protocol::CounterKind::count, 5},
+                                          {"parker_parks_total", protocol::CounterKind::real, 5},
+                                          {"parker_wake_delivery_seconds_count", protocol::CounterKind::count, 9}};
+  Counters other;
+  ImportedCounters partial = import_counters(other, odd);
+  CHECK(partial.added == 0);
+  CHECK(partial.unknown == 3);
+  CHECK(other.parks_total == 0);
+  CHECK(other.wake_delivery.count() == 0);
+}

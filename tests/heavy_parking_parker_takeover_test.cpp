@@ -111,3 +111,38 @@ TEST_CASE("heavy: parker replaced by --take-over and then by SIGUSR2 under 500 p
   CHECK(arrivals.tried() > 0);
   CHECK(arrivals.served() == arrivals.tried());
 }
+
+TEST_CASE("heavy: a parked client's PING is answered by the successor parker while heavy_server is stopped",
+          "[heavy][parking][takeover][keepalive]") {
+  parker::test::TempDir dir;
+  ParkerProcess old_parker(dir.file("parker.sock"));
+  const std::string socket = old_parker.socket_path();
+  auto server = start_parking_server(socket, 200, {"--session-bytes", "16K"});
+  RespClient client(server->port());
+  CHECK(client.call({"SET", "k", "v"}) == "+OK\r\n");
+  REQUIRE(eventually([&] { return info_number(*server, "parked_connections") == 1; }));
+  // heavy_server can neither reconnect nor declare its rules again until SIGCONT.
+  server->process().signal(SIGSTOP);
+  struct ContinueAtEnd {
+    parker::test::Process& p;
+    ~ContinueAtEnd() { p.signal(SIGCONT); }
+  } resume{server->process()};
+
+  parker::test::Process successor({parker::test::program_path("parker"), "--socket", socket, "--take-over"});
+  REQUIRE(successor.wait_for_output("listening on", 30s));
+  auto status = old_parker.process().wait(30s);
+  REQUIRE(status.has_value());
+  CHECK(parker::test::exit_code(*status) == 0);
+  CHECK(successor.wait_for_output("keep-alive rule set", 10s));
+
+  const long long replies_before = metric(parker_metrics(socket), "parker_keepalive_replies_total");
+  CHECK(client.call({"PING"}, 5s) == "+PONG\r\n");  // without the rules: held, no reply
+  CHECK(metric(parker_metrics(socket), "parker_keepalive_replies_total") == replies_before + 1);
+  CHECK(metric(parker_metrics(socket), "parker_held_wakes") == 0);
+
+  // Back: heavy_server reconnects to the successor and serves the client with its session.
+  server->process().signal(SIGCONT);
+  CHECK(client.call({"GET", "k"}) == "$1\r\nv\r\n");
+  successor.signal(SIGTERM);
+  CHECK(successor.wait(20s).has_value());
+}

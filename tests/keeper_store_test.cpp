@@ -21,7 +21,7 @@ parker::UniqueFd socket_fd() {
 }
 
 proto::HandoverRecord parked(const std::string& pool, std::uint64_t id, std::uint32_t deadline_left_ms = 0) {
-  return {proto::HandoverKind::parked, pool, 1000, id, 0, deadline_left_ms, "blob-" + std::to_string(id)};
+  return {proto::HandoverKind::parked, pool, 1000, id, 0, deadline_left_ms, "blob-" + std::to_string(id), {}};
 }
 
 }  // namespace

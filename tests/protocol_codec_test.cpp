@@ -84,11 +84,19 @@ std::vector<Message> sample_messages() {
   m.emplace_back(proto::Reclaim{100});
   m.emplace_back(proto::CreditReturn{0});
   m.emplace_back(proto::TakeOver{19000});
-  m.emplace_back(proto::Handover{{{proto::HandoverKind::listener, "", 0, 0, 0, 0, ""},
-                                  {proto::HandoverKind::parked, "web", 1000, 7, proto::kWakeOnHangup, 5000, "s"},
-                                  {proto::HandoverKind::held, "web", 1000, 8, 1, 0, ""}}});
+  m.emplace_back(proto::Handover{{{proto::HandoverKind::listener, "", 0, 0, 0, 0, "", ""},
+                                  {proto::HandoverKind::parked, "web", 1000, 7, proto::kWakeOnHangup, 5000, "s", ""},
+                                  {proto::HandoverKind::held, "web", 1000, 8, 1, 0, "", ""},
+                                  {proto::HandoverKind::held, "web", 1000, 9, 6, 0, "b", "unsent"}}});
   m.emplace_back(proto::HandoverEnd{4, {{"web", 1000, 9, proto::CloseReason::deadline}}});
   m.emplace_back(proto::Taken{4});
+  // 1.2, parker to parker
+  m.emplace_back(proto::HandoverRules{"web", 1000, {3, {{"*1\r\n$4\r\nPING\r\n", "+PONG\r\n"}}}});
+  m.emplace_back(proto::HandoverRules{"w", 0, {15, {}}});
+  m.emplace_back(proto::HandoverCounters{});
+  m.emplace_back(proto::HandoverCounters{{{"parker_parks_total", proto::CounterKind::count, 12},
+                                          {"parker_wakes_total{reason=\"readable\"}", proto::CounterKind::count, ~std::uint64_t{0}},
+                                          {"parker_time_parked_seconds_sum", proto::CounterKind::real, 0x4059000000000000}}});
   // 1.1 write-through and keep-alive rules
   m.emplace_back(proto::Write{{1}, "+x\r\n"});
   m.emplace_back(proto::Write{{1, 2, ~std::uint64_t{0}}, binary_blob(70000)});
@@ -216,7 +224,7 @@ TEST_CASE("encoded_size is what a record adds to its frame", "[protocol][codec]"
     proto::WakeRecord wake{1, proto::WakeReason::readable, std::string(blob, 'x')};
     CHECK(proto::encode(proto::Park{{park}}).size() == proto::kHeaderSize + 2 + proto::encoded_size(park));
     CHECK(proto::encode(proto::Wake{{wake}}).size() == proto::kHeaderSize + 2 + proto::encoded_size(wake));
-    proto::HandoverRecord handover{proto::HandoverKind::parked, "pool", 1, 2, 0, 3, std::string(blob, 'x')};
+    proto::HandoverRecord handover{proto::HandoverKind::parked, "pool", 1, 2, 0, 3, std::string(blob, 'x'), ""};
     CHECK(proto::encode(proto::Handover{{handover}}).size() == proto::kHeaderSize + 2 + proto::encoded_size(handover));
   }
 }
@@ -302,7 +310,7 @@ TEST_CASE("the largest allowed frame decodes", "[protocol][codec]") {
 }
 
 TEST_CASE("unknown message types are refused from the header alone", "[protocol][codec]") {
-  for (std::uint16_t type : {0, 30, 31, 34, 0x100, 0xffff}) {
+  for (std::uint16_t type : {0, 34, 35, 0x100, 0xffff}) {
     INFO("type " << type);
     CHECK(error_of(raw_frame(type, 0, {}), 0) == DecodeError::unknown_type);
     CHECK(error_of(raw_frame(type, 0, {}, 100), 0) == DecodeError::unknown_type);  // body not there yet
@@ -489,17 +497,63 @@ TEST_CASE("random corruption of valid frames never crashes the decoder", "[proto
 TEST_CASE("HANDOVER: bad kinds, pools and flags are malformed", "[protocol][codec]") {
   using K = proto::HandoverKind;
   for (const proto::HandoverRecord& r : std::vector<proto::HandoverRecord>{
-           {K::listener, "web", 0, 0, 0, 0, ""},       // a listener belongs to no pool
-           {K::parked, "", 0, 1, 0, 0, ""},            // a connection belongs to one
-           {K::parked, "bad pool!", 0, 1, 0, 0, ""},   // not a pool name
-           {K::parked, "web", 0, 1, 0x04, 0, ""},      // unknown park flag (0xf0 is the 1.1 rule set)
-           {K::held, "web", 0, 1, 9, 0, ""},           // unknown wake reason
-           {static_cast<K>(4), "web", 0, 1, 0, 0, ""}}) {
+           {K::listener, "web", 0, 0, 0, 0, "", ""},       // a listener belongs to no pool
+           {K::parked, "", 0, 1, 0, 0, "", ""},            // a connection belongs to one
+           {K::parked, "bad pool!", 0, 1, 0, 0, "", ""},   // not a pool name
+           {K::parked, "web", 0, 1, 0x04, 0, "", ""},      // unknown park flag (0xf0 is the 1.1 rule set)
+           {K::held, "web", 0, 1, 9, 0, "", ""},           // unknown wake reason
+           {static_cast<K>(5), "web", 0, 1, 0, 0, "", ""}}) {
     Bytes frame = proto::encode(proto::Handover{{r}});
     auto d = proto::decode(frame, 1);
     CHECK(d.status == DecodeStatus::error);
     CHECK(d.error == DecodeError::bad_value);
   }
+}
+
+TEST_CASE("HANDOVER: a held wake's unsent bytes travel as kind 4 and kind 4 without any is malformed",
+          "[protocol][codec]") {
+  proto::Handover h{{{proto::HandoverKind::held, "web", 1000, 8, 6, 0, "blob", "rest of a message"}}};
+  Bytes frame = proto::encode(h);
+  CHECK(static_cast<std::uint8_t>(frame[proto::kHeaderSize + 2]) == proto::kHandoverHeldUnsent);
+  CHECK(frame.size() == proto::kHeaderSize + 2 + proto::encoded_size(h.records[0]));
+  auto d = proto::decode(frame, 1);
+  REQUIRE(d.status == DecodeStatus::ok);
+  CHECK(std::get<proto::Handover>(d.message) == h);
+  // Kind 4 with an empty unsent blob: never sent (it would be kind 3).
+  const auto handover = static_cast<std::uint16_t>(MessageType::handover);
+  auto empty = Body{}.u16(1).u8(4).u8(3).str("web").u32(0).u64(8).u8(6).u32(0).u32(0).u32(0).bytes;
+  CHECK(error_of(raw_frame(handover, 1, empty), 1) == DecodeError::bad_value);
+  // And kind 4 must be a held wake's: its flags a wake reason.
+  auto bad_reason = Body{}.u16(1).u8(4).u8(3).str("web").u32(0).u64(8).u8(9).u32(0).u32(0).u32(1).str("x").bytes;
+  CHECK(error_of(raw_frame(handover, 1, bad_reason), 1) == DecodeError::bad_value);
+}
+
+TEST_CASE("COUNTERS: bad names and kinds are malformed and a count the body cannot hold is record_count",
+          "[protocol][codec]") {
+  const auto counters = static_cast<std::uint16_t>(MessageType::counters);
+  auto one = [](std::string name, std::uint8_t kind) { return Body{}.u32(1).u16(static_cast<std::uint16_t>(name.size())).str(name).u8(kind).u64(1).bytes; };
+  CHECK(proto::decode(raw_frame(counters, 0, one("parker_parks_total", 1)), 0).status == DecodeStatus::ok);
+  CHECK(error_of(raw_frame(counters, 0, one("", 1)), 0) == DecodeError::bad_value);                     // no name
+  CHECK(error_of(raw_frame(counters, 0, one("a b", 1)), 0) == DecodeError::bad_value);                  // a space
+  CHECK(error_of(raw_frame(counters, 0, one("a\nb", 1)), 0) == DecodeError::bad_value);                 // a newline
+  CHECK(error_of(raw_frame(counters, 0, one(std::string(proto::kMaxCounterName + 1, 'c'), 1)), 0) == DecodeError::bad_value);
+  CHECK(error_of(raw_frame(counters, 0, one("c", 0)), 0) == DecodeError::bad_value);                    // kinds 1 and 2 only
+  CHECK(error_of(raw_frame(counters, 0, one("c", 3)), 0) == DecodeError::bad_value);
+  CHECK(error_of(raw_frame(counters, 0, Body{}.u32(0xffffffff).bytes), 0) == DecodeError::record_count);
+  CHECK(error_of(raw_frame(counters, 0, Body{}.u32(2).u16(1).str("c").u8(1).u64(1).bytes), 0) == DecodeError::truncated_body);
+  // Parker to parker, with no fds.
+  CHECK(error_of(raw_frame(counters, 1, Body{}.u32(0).bytes), 1) == DecodeError::fd_count_invalid);
+  // HANDOVER_RULES: a pool's (not the listener's empty one), with KEEPALIVE_RULES' bounds.
+  const auto rules = static_cast<std::uint16_t>(MessageType::handover_rules);
+  CHECK(error_of(raw_frame(rules, 0, Body{}.u8(0).u32(0).u8(1).u8(0).bytes), 0) == DecodeError::bad_value);
+  CHECK(error_of(raw_frame(rules, 0, Body{}.u8(4).str("a b!").u32(0).u8(1).u8(0).bytes), 0) == DecodeError::bad_value);
+  CHECK(error_of(raw_frame(rules, 0, Body{}.u8(3).str("web").u32(0).u8(16).u8(0).bytes), 0) == DecodeError::bad_value);
+  CHECK(error_of(raw_frame(rules, 0, Body{}.u8(3).str("web").u32(0).u8(1).u8(9).bytes), 0) == DecodeError::record_count);
+  CHECK(error_of(raw_frame(rules, 0, Body{}.u8(3).str("web").u32(0).u8(1).u8(1).u8(0).u16(0).bytes), 0) ==
+        DecodeError::bad_value);
+  CHECK(proto::is_minor_2(MessageType::handover_rules));
+  CHECK(proto::is_minor_2(MessageType::counters));
+  CHECK_FALSE(proto::is_minor_1(MessageType::counters));
 }
 
 TEST_CASE("WRITE and KEEPALIVE_RULES out of their bounds are malformed", "[protocol][codec]") {

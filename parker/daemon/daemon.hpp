@@ -81,6 +81,10 @@ class Daemon final : private CoreRegistry {
   // The successor's side of a hand-over (take_over.hpp): what it received, parked and held
   // here. Call after start(), before run().
   void adopt_handover(std::vector<HandoverItem> items, std::vector<protocol::HandoverClosed> closed);
+  // ... and the predecessor's counters (COUNTERS, protocol 1.2), which ours continue from.
+  void adopt_counters(const std::vector<protocol::CounterValue>& values);
+  // ... and its pools' keep-alive rule sets (HANDOVER_RULES, 1.2). Call before adopt_handover.
+  void adopt_rules(const std::vector<protocol::HandoverRules>& sets);
   [[nodiscard]] KeeperLink* keeper() const noexcept { return keeper_.get(); }
   // For status lines (sd_notify STATUS=).
   [[nodiscard]] const Counters& counters() const noexcept { return counters_; }

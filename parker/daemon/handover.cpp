@@ -43,10 +43,34 @@ void Daemon::hand_over(ControlSession& successor, std::uint32_t room) {
   for (ControlSession* s : std::vector<ControlSession*>(sessions_.begin(), sessions_.end())) {
     if (s != &successor) s->fail(protocol::ErrorCode::shutting_down, "parker is handing over to its successor; reconnect");
   }
+  // 1.2: the keep-alive rule sets of pools with parked connections go first, so the
+  // successor answers their requests before the owner is back to declare them again.
+  std::vector<protocol::HandoverRules> rules;
+  if (successor.minor() >= protocol::kMinorHandoverState) {
+    for (auto& [name, pool] : pools_) {
+      if (pool->parked() == 0) continue;
+      for (std::uint8_t set = 1; set <= protocol::kMaxKeepaliveSets; ++set) {
+        const auto& set_rules = pool->keepalive_rules().rules(set);
+        if (set_rules.empty()) continue;
+        rules.push_back({pool->name(), static_cast<std::uint32_t>(pool->owner_uid()), {set, set_rules}});
+      }
+    }
+  }
   for (auto& [name, pool] : pools_) pool->take_for_handover(handover_->items, handover_->closed);
+  if (successor.minor() < protocol::kMinorHandoverState) {
+    // A 1.1 successor has no field for a held wake's unsent bytes: say so rather than lose
+    // them quietly. (Our own copy of the item keeps them, should the successor fail.)
+    for (const HandoverItem& item : handover_->items) {
+      if (!item.record.unsent.empty()) {
+        spdlog::warn("pool {}: held wake of id {} hands over to a 1.1 successor without its {} unsent bytes",
+                     item.record.pool, item.record.id, item.record.unsent.size());
+      }
+    }
+  }
 
   using protocol::HandoverKind;
-  successor.send_lent(protocol::Handover{{{HandoverKind::listener, "", 0, 0, 0, 0, ""}}}, {listener_.fd()});
+  successor.send_lent(protocol::Handover{{{HandoverKind::listener, "", 0, 0, 0, 0, "", ""}}}, {listener_.fd()});
+  for (auto& r : rules) successor.send_lent(std::move(r), {});
   const std::vector<HandoverItem>& items = handover_->items;
   for (std::size_t at = 0; at < items.size();) {
     protocol::Handover frame;
@@ -56,10 +80,16 @@ void Daemon::hand_over(ControlSession& successor, std::uint32_t room) {
            (frame.records.empty() || bytes + protocol::encoded_size(items[at].record) <= kMaxHandoverFrameBytes)) {
       bytes += protocol::encoded_size(items[at].record);
       frame.records.push_back(items[at].record);
+      if (successor.minor() < protocol::kMinorHandoverState) frame.records.back().unsent.clear();
       fds.push_back(items[at].fd.get());
       ++at;
     }
     successor.send_lent(frame, std::move(fds));
+  }
+  // 1.2: the counters go too, so parker's metrics continue across the hand-over. Nothing is
+  // served from here on, so they are final but for the hand-over's own session.
+  if (successor.minor() >= protocol::kMinorHandoverState) {
+    successor.send_lent(protocol::HandoverCounters{export_counters(counters_)}, {});
   }
   successor.send_lent(protocol::HandoverEnd{items.size() + 1, handover_->closed}, {});
   // What ending the owner sessions told the keeper reaches it before the successor does.
@@ -121,6 +151,31 @@ void Daemon::handover_failed() {
                "again", parked, held);
   listener_.resume();
   credit_dirty_ = true;
+}
+
+void Daemon::adopt_rules(const std::vector<protocol::HandoverRules>& sets) {
+  std::size_t declared = 0;
+  for (const auto& r : sets) {
+    Pool* pool = pool_for(r.pool, r.uid);
+    if (pool == nullptr) {
+      spdlog::warn("keep-alive set {} of pool {} (uid {}) not taken over: the pool belongs to another uid here",
+                   r.rules.set, r.pool, r.uid);
+      continue;
+    }
+    pool->declare_rules(r.rules.set, r.rules.rules);
+    ++declared;
+  }
+  if (declared != 0) spdlog::info("took over {} keep-alive rule set(s)", declared);
+}
+
+void Daemon::adopt_counters(const std::vector<protocol::CounterValue>& values) {
+  if (values.empty()) return;  // a 1.1 predecessor: the counters start at zero
+  ImportedCounters imported = import_counters(counters_, values);
+  spdlog::info("continuing the predecessor's counters ({} series)", imported.added);
+  if (imported.unknown != 0) {
+    spdlog::warn("{} of the predecessor's counter series are not known to this parker (another version); "
+                 "dropped", imported.unknown);
+  }
 }
 
 void Daemon::adopt_handover(std::vector<HandoverItem> items, std::vector<protocol::HandoverClosed> closed) {

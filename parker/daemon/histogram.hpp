@@ -6,9 +6,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "parker/protocol.hpp"
 
 namespace parker::daemon {
 
@@ -23,6 +26,14 @@ class Histogram {
   void render(std::string& out, std::string_view name, std::string_view help) const;
 
   [[nodiscard]] std::uint64_t count() const noexcept { return count_; }
+
+  // Hand-over (COUNTERS): the series as render() names them — cumulative `name_bucket{le=..}`
+  // counts, `name_sum` (CounterKind::real) and `name_count`.
+  void export_values(std::string_view name, std::vector<protocol::CounterValue>& out) const;
+  // Adds a predecessor's series of this histogram, taking them out of `values`. Only all or
+  // nothing: if one of this histogram's series is missing or they do not add up (another
+  // version with other buckets), nothing is added, nothing is taken and it returns false.
+  bool import_values(std::string_view name, std::map<std::string, protocol::CounterValue>& values);
 
  private:
   std::vector<double> bounds_;

@@ -36,6 +36,10 @@ class KeepaliveRules {
   [[nodiscard]] bool has(std::uint8_t set) const noexcept;
   // What `waiting` (the bytes peeked) means under set `set` (none for an unknown set).
   [[nodiscard]] Result match(std::uint8_t set, std::string_view waiting) const noexcept;
+  // The rules of set `set` (empty for none), e.g. to hand them to a successor parker.
+  [[nodiscard]] const std::vector<protocol::KeepaliveRule>& rules(std::uint8_t set) const noexcept {
+    return sets_[set <= protocol::kMaxKeepaliveSets ? set : 0];
+  }
 
  private:
   std::array<std::vector<protocol::KeepaliveRule>, protocol::kMaxKeepaliveSets + 1> sets_{};

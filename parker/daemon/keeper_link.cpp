@@ -146,6 +146,9 @@ void KeeperLink::on_poll(uv_poll_t* handle, int status, int events) noexcept {
 void KeeperLink::kept(const proto::HandoverRecord& record, int fd) {
   if (!ok_) return;
   pending_.push_back({record, fd});
+  // The keeper keeps fds and records, not a held wake's unsent bytes (docs/PROTOCOL.md, "The
+  // keeper"): its HANDOVER records stay of the 1.1 kinds every keeper reads.
+  pending_.back().record.unsent.clear();
 }
 
 void KeeperLink::update(proto::KeepOp op, const std::string& pool, std::uint64_t id) {

@@ -210,7 +210,11 @@ int main(int argc, char** argv) {
         spdlog::critical("cannot listen on {}: {}", config.socket_path, parker::describe(e));
         code = 1;
       } else {
-        if (options.take_over) daemon.adopt_handover(std::move(taken.items), std::move(taken.closed));
+        if (options.take_over) {
+          daemon.adopt_counters(taken.counters);
+          daemon.adopt_rules(taken.rules);
+          daemon.adopt_handover(std::move(taken.items), std::move(taken.closed));
+        }
         if (!options.take_over && keeper_holds != 0) {
           std::vector<HandoverItem> restored;
           std::string why = daemon.keeper()->restore(restored);

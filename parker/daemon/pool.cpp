@@ -169,15 +169,10 @@ void Pool::take_for_handover(std::vector<HandoverItem>& out, std::vector<protoco
     ParkedSocket& s = core_.table[static_cast<std::uint32_t>(fd)];
     HandoverItem item;
     item.record = handover_record(s);
-    item.fd = retire(s);  // erases `s`
+    item.fd = retire(s, /*ended=*/false);  // erases `s`
     out.push_back(std::move(item));
   }
   for (HeldWake& held : held_wakes_) {
-    if (!held.item.record.unsent.empty()) {
-      // HANDOVER records have no field for them (yet): say so rather than lose them quietly.
-      spdlog::warn("pool {}: held wake of id {} hands over without its {} unsent bytes", name_,
-                   held.item.record.id, held.item.record.unsent.size());
-    }
     HandoverItem item;
     item.record = handover_record(held);
     item.fd = std::move(held.item.fd);
@@ -199,7 +194,7 @@ bool Pool::adopt(HandoverItem& item) {
   }
   if (r.kind != protocol::HandoverKind::held || !item.fd) return false;
   WakeItem wake;
-  wake.record = {r.id, static_cast<WakeReason>(r.flags), r.blob, {}};
+  wake.record = {r.id, static_cast<WakeReason>(r.flags), r.blob, r.unsent};
   wake.fd = std::move(item.fd);
   wake.woken_ns = uv_hrtime();
   deliver(std::move(wake));
@@ -340,13 +335,13 @@ void Pool::close_socket(ParkedSocket& s, CloseReason reason) {
   core_.counters.count(reason);
 }
 
-UniqueFd Pool::retire(ParkedSocket& s) {
+UniqueFd Pool::retire(ParkedSocket& s, bool ended) {
   if (s.partial) partial_deadlines_.erase(s.id);
   core_.deadlines.cancel(s);
   // Out of the kernel's readiness set before the fd is closed or handed away: a
   // registration outlives our fd while the owner's copy of the same file stays open.
   core_.watcher.remove(core_.table.fd_of(s));
-  core_.counters.time_parked.observe(s.seconds_parked(core_.now()));
+  if (ended) core_.counters.time_parked.observe(s.seconds_parked(core_.now()));
   blob_bytes_ -= s.blob_size();
   --core_.totals.parked;
   core_.totals.blob_bytes -= s.blob_size();
@@ -476,12 +471,12 @@ std::uint32_t Pool::deadline_left_ms(const ParkedSocket& s) const {
 
 protocol::HandoverRecord Pool::handover_record(const ParkedSocket& s) const {
   return {protocol::HandoverKind::parked, name_, static_cast<std::uint32_t>(owner_uid_), s.id,
-          static_cast<std::uint8_t>(s.flags), deadline_left_ms(s), std::string(s.blob_view())};
+          static_cast<std::uint8_t>(s.flags), deadline_left_ms(s), std::string(s.blob_view()), {}};
 }
 
 protocol::HandoverRecord Pool::handover_record(const HeldWake& held) const {
   return {protocol::HandoverKind::held, name_, static_cast<std::uint32_t>(owner_uid_), held.item.record.id,
-          static_cast<std::uint8_t>(held.item.record.reason), 0, held.item.record.blob};
+          static_cast<std::uint8_t>(held.item.record.reason), 0, held.item.record.blob, held.item.record.unsent};
 }
 
 }  // namespace parker::daemon

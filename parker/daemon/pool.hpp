@@ -69,6 +69,7 @@ class Pool {
   // 1.1 KEEPALIVE_RULES (keepalive_rules.hpp): the pool's rule sets, shared by its sessions.
   void declare_rules(std::uint8_t set, std::vector<protocol::KeepaliveRule> rules);
   [[nodiscard]] bool has_rules(std::uint8_t set) const noexcept { return keepalive_.has(set); }
+  [[nodiscard]] const KeepaliveRules& keepalive_rules() const noexcept { return keepalive_; }
   // 1.1: parker ended a session before its owner learnt that this park was accepted; the
   // owner kept its own copy and takes the connection back, so parker's goes (no CLOSED).
   // False when `id` is no longer parked.
@@ -115,7 +116,9 @@ class Pool {
   [[nodiscard]] bool keepalive(ParkedSocket& socket);
   void end_partial_wait(ParkedSocket& socket);
   void close_socket(ParkedSocket& socket, protocol::CloseReason reason);
-  [[nodiscard]] UniqueFd retire(ParkedSocket& socket);
+  // `ended`: its parking ends here (time_parked observes it); not for a hand-over, where the
+  // connection stays parked in the successor, which carries on the counters (COUNTERS).
+  [[nodiscard]] UniqueFd retire(ParkedSocket& socket, bool ended = true);
   // `minor_1`: only sessions of protocol 1.1 (a wake with unsent bytes cannot go to 1.0).
   [[nodiscard]] ControlSession* least_loaded_session(bool minor_1 = false);
   void close_held_wake(HeldWake& held, protocol::CloseReason reason);

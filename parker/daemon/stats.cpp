@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <map>
 
 namespace parker::daemon {
 namespace {
@@ -25,7 +26,66 @@ void by_reason(std::string& out, std::string_view name, std::string_view label,
   }
 }
 
+// Every plain counter of `c` with its series name, as render_prometheus writes it.
+template <class C, class Add>
+void each_counter(C& c, Add&& add) {
+  add(std::string("parker_parks_total"), c.parks_total);
+  auto by = [&](std::string_view name, std::string_view label, auto& values, auto as_enum) {
+    for (std::size_t i = 1; i < values.size(); ++i) {
+      add(fmt::format("{}{{{}=\"{}\"}}", name, label, protocol::to_string(static_cast<decltype(as_enum)>(i))),
+          values[i]);
+    }
+  };
+  by("parker_wakes_total", "reason", c.wakes, protocol::WakeReason{});
+  by("parker_closed_total", "reason", c.closed, protocol::CloseReason{});
+  by("parker_rejected_total", "reason", c.rejected, protocol::RejectReason{});
+  by("parker_errors_total", "code", c.errors, protocol::ErrorCode{});
+  add(std::string("parker_sessions_total"), c.sessions_total);
+  add(std::string("parker_refused_peers_total"), c.refused_peers_total);
+  add(std::string("parker_accept_emfile_total"), c.accept_emfile_total);
+  add(std::string("parker_fds_truncated_total"), c.truncated_total);
+  add(std::string("parker_hello_timeouts_total"), c.hello_timeouts_total);
+  add(std::string("parker_input_paused_for_room_total"), c.paused_for_room_total);
+  add(std::string("parker_peers_refused_for_room_total"), c.peers_refused_for_room_total);
+  add(std::string("parker_writes_total"), c.writes_total);
+  add(std::string("parker_write_bytes_total"), c.write_bytes_total);
+  add(std::string("parker_writes_not_parked_total"), c.writes_not_parked_total);
+  add(std::string("parker_keepalive_replies_total"), c.keepalive_replies_total);
+  add(std::string("parker_keepalive_partial_total"), c.keepalive_partial_total);
+}
+
+constexpr std::string_view kTimeParked = "parker_time_parked_seconds";
+constexpr std::string_view kWakeDelivery = "parker_wake_delivery_seconds";
+
 }  // namespace
+
+std::vector<protocol::CounterValue> export_counters(const Counters& c) {
+  std::vector<protocol::CounterValue> out;
+  each_counter(c, [&](std::string name, std::uint64_t value) {
+    out.push_back({std::move(name), protocol::CounterKind::count, value});
+  });
+  c.time_parked.export_values(kTimeParked, out);
+  c.wake_delivery.export_values(kWakeDelivery, out);
+  return out;
+}
+
+ImportedCounters import_counters(Counters& c, const std::vector<protocol::CounterValue>& values) {
+  std::map<std::string, protocol::CounterValue> left;
+  for (const auto& v : values) left.insert_or_assign(v.name, v);
+  ImportedCounters result;
+  const std::size_t given = left.size();
+  each_counter(c, [&](const std::string& name, std::uint64_t& value) {
+    auto it = left.find(name);
+    if (it == left.end() || it->second.kind != protocol::CounterKind::count) return;
+    value += it->second.value;
+    left.erase(it);
+  });
+  c.time_parked.import_values(kTimeParked, left);
+  c.wake_delivery.import_values(kWakeDelivery, left);
+  result.unknown = left.size();
+  result.added = given - left.size();
+  return result;
+}
 
 std::string render_prometheus(const Counters& c, const Gauges& g) {
   std::string out;
@@ -86,9 +146,9 @@ std::string render_prometheus(const Counters& c, const Gauges& g) {
   value(out, "parker_keepalive_replies_total", c.keepalive_replies_total);
   header(out, "parker_keepalive_partial_total", "counter", "Keep-alive partial matches that waited for the rest of a request.");
   value(out, "parker_keepalive_partial_total", c.keepalive_partial_total);
-  c.time_parked.render(out, "parker_time_parked_seconds",
+  c.time_parked.render(out, kTimeParked,
                        "How long connections stayed parked, from park to wake or close.");
-  c.wake_delivery.render(out, "parker_wake_delivery_seconds",
+  c.wake_delivery.render(out, kWakeDelivery,
                          "From the wake decision to the WAKE frame written whole to a 1.1 owner.");
   return out;
 }

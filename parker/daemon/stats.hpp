@@ -62,6 +62,16 @@ struct Gauges {
 
 [[nodiscard]] std::string render_prometheus(const Counters& counters, const Gauges& gauges);
 
+// Hand-over to a successor (COUNTERS, protocol 1.2): every counter and histogram series,
+// named as render_prometheus names it.
+[[nodiscard]] std::vector<protocol::CounterValue> export_counters(const Counters& counters);
+struct ImportedCounters {
+  std::size_t added = 0;    // values added to ours
+  std::size_t unknown = 0;  // values of series this parker does not have (another version), ignored
+};
+// Adds a predecessor's values to `counters` (normally still all zero).
+ImportedCounters import_counters(Counters& counters, const std::vector<protocol::CounterValue>& values);
+
 struct PoolLine {
   std::string name;
   unsigned owner_uid = 0;

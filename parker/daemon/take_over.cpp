@@ -17,7 +17,8 @@ TakenOver take_over(const std::string& socket_path, std::uint32_t room, std::chr
   }
   UniqueFd socket = std::move(connected.value);
   BlockingConversation talk(socket.get(), frame_timeout, "the running parker");
-  if (Error e = talk.send(proto::Hello{proto::kVersionMajor, proto::kMinorExactlyOnce, ""}); e.failed()) {
+  // 1.2 gets the counters too; a 1.1 parker answers 1.1 and hands over without them.
+  if (Error e = talk.send(proto::Hello{proto::kVersionMajor, proto::kMinorHandoverState, ""}); e.failed()) {
     out.error = "cannot send HELLO: " + describe(e);
     return out;
   }
@@ -44,6 +45,10 @@ TakenOver take_over(const std::string& socket_path, std::uint32_t room, std::chr
           out.items.push_back({std::move(h->records[i]), std::move(frame->fds[i])});
         }
       }
+    } else if (auto* rules = std::get_if<proto::HandoverRules>(&m)) {
+      out.rules.push_back(std::move(*rules));
+    } else if (auto* counters = std::get_if<proto::HandoverCounters>(&m)) {
+      out.counters = std::move(counters->values);
     } else if (auto* end = std::get_if<proto::HandoverEnd>(&m)) {
       if (end->records != received || !out.listener) {
         out.error = fmt::format("the hand-over ended with {} records received of {}{}", received, end->records,

@@ -22,6 +22,8 @@ struct TakenOver {
   UniqueFd listener;
   std::vector<HandoverItem> items;                // parked and held, with their fds
   std::vector<protocol::HandoverClosed> closed;   // CLOSED records held for absent owners
+  std::vector<protocol::CounterValue> counters;   // the old parker's (empty from a 1.1 parker)
+  std::vector<protocol::HandoverRules> rules;     // its pools' keep-alive rule sets (1.2)
   std::string error;                              // empty on success
 };
 

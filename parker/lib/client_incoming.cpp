@@ -84,6 +84,8 @@ void Client::dispatch(protocol::Frame& frame) {
     case protocol::MessageType::keepalive_rules:
     case protocol::MessageType::keep_update:  // parker to its keeper only
     case protocol::MessageType::keep_control:
+    case protocol::MessageType::counters:  // parker to parker only (1.2)
+    case protocol::MessageType::handover_rules:
     case protocol::MessageType::hello:
     case protocol::MessageType::park:
     case protocol::MessageType::recall:

@@ -134,13 +134,18 @@ void write_pool(Writer& w, const std::string& pool, std::uint32_t uid) {
 void write_body(Writer& w, const Handover& m) {
   w.put(static_cast<std::uint16_t>(m.records.size()));
   for (const auto& r : m.records) {
-    w.put(static_cast<std::uint8_t>(r.kind));
+    const bool unsent = r.kind == HandoverKind::held && !r.unsent.empty();
+    w.put(unsent ? kHandoverHeldUnsent : static_cast<std::uint8_t>(r.kind));
     write_pool(w, r.pool, r.uid);
     w.put(r.id);
     w.put(r.flags);
     w.put(r.deadline_left_ms);
     w.put(static_cast<std::uint32_t>(r.blob.size()));
     w.put_bytes(r.blob);
+    if (unsent) {
+      w.put(static_cast<std::uint32_t>(r.unsent.size()));
+      w.put_bytes(r.unsent);
+    }
   }
 }
 void write_body(Writer& w, const HandoverEnd& m) {
@@ -185,6 +190,19 @@ void write_body(Writer& w, const KeepUpdate& m) {
 void write_body(Writer& w, const KeepControl& m) {
   w.put(static_cast<std::uint8_t>(m.command));
   w.put(m.count);
+}
+void write_body(Writer& w, const HandoverRules& m) {
+  write_pool(w, m.pool, m.uid);
+  write_body(w, m.rules);
+}
+void write_body(Writer& w, const HandoverCounters& m) {
+  w.put(static_cast<std::uint32_t>(m.values.size()));
+  for (const auto& v : m.values) {
+    w.put(static_cast<std::uint16_t>(v.name.size()));
+    w.put_bytes(v.name);
+    w.put(static_cast<std::uint8_t>(v.kind));
+    w.put(v.value);
+  }
 }
 
 // ---- reading ---------------------------------------------------------------------------
@@ -410,14 +428,19 @@ DecodeError read_body(Reader& r, Handover& m, std::size_t fds) {
   m.records.reserve(count);
   for (std::size_t i = 0; i < count && !r.failed(); ++i) {
     HandoverRecord rec;
-    rec.kind = static_cast<HandoverKind>(r.get<std::uint8_t>());
+    const std::uint8_t kind = r.get<std::uint8_t>();
+    const bool with_unsent = kind == kHandoverHeldUnsent;  // 1.2: a held wake with unsent bytes
+    rec.kind = with_unsent ? HandoverKind::held : static_cast<HandoverKind>(kind);
     if (auto e = read_pool(r, rec.pool, rec.uid); e != DecodeError::none) return e;
     rec.id = r.get<std::uint64_t>();
     rec.flags = r.get<std::uint8_t>();
     rec.deadline_left_ms = r.get<std::uint32_t>();
     auto len = r.get<std::uint32_t>();
     rec.blob = r.get_string(len);
+    if (with_unsent) rec.unsent = r.get_string(r.get<std::uint32_t>());
     if (r.failed()) break;
+    // Kind 4 without unsent bytes would be another record's bytes (kind 3's): never sent.
+    if (with_unsent && rec.unsent.empty()) return DecodeError::bad_value;
     bool listener = rec.kind == HandoverKind::listener;
     bool flags_ok = rec.kind == HandoverKind::parked ? (rec.flags & ~kKnownParkFlags11) == 0
                                                      : rec.kind != HandoverKind::held ||
@@ -511,6 +534,35 @@ DecodeError read_body(Reader& r, KeepControl& m) {
   return DecodeError::none;
 }
 
+bool valid_counter_name(std::string_view name) {
+  if (name.empty() || name.size() > kMaxCounterName) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) { return c > ' ' && c <= '~'; });
+}
+DecodeError read_body(Reader& r, HandoverCounters& m) {
+  auto count = r.get<std::uint32_t>();
+  // Each value is at least 12 bytes: refuse a count the body cannot hold before reading.
+  if (r.failed()) return DecodeError::none;
+  if (count > kMaxFrameBody / 12) return DecodeError::record_count;
+  for (std::size_t i = 0; i < count && !r.failed(); ++i) {
+    CounterValue v;
+    v.name = r.get_string(r.get<std::uint16_t>());
+    v.kind = static_cast<CounterKind>(r.get<std::uint8_t>());
+    v.value = r.get<std::uint64_t>();
+    if (r.failed()) break;
+    if (!valid_counter_name(v.name) || (v.kind != CounterKind::count && v.kind != CounterKind::real)) {
+      return DecodeError::bad_value;
+    }
+    m.values.push_back(std::move(v));
+  }
+  return DecodeError::none;
+}
+
+DecodeError read_body(Reader& r, HandoverRules& m) {
+  if (auto e = read_pool(r, m.pool, m.uid); e != DecodeError::none) return e;
+  if (!r.failed() && m.pool.empty()) return DecodeError::bad_value;  // rules belong to a pool
+  return read_body(r, m.rules);
+}
+
 bool carries_fds(MessageType t) {
   return t == MessageType::park || t == MessageType::rejected || t == MessageType::wake ||
          t == MessageType::handover || t == MessageType::wake_unsent;
@@ -577,6 +629,8 @@ DecodeError decode_body(MessageType type, Reader& r, Message& out, std::size_t f
     }
     case MessageType::keep_update: return decode_as<KeepUpdate>(r, out, fds);
     case MessageType::keep_control: return decode_as<KeepControl>(r, out, fds);
+    case MessageType::counters: return decode_as<HandoverCounters>(r, out, fds);
+    case MessageType::handover_rules: return decode_as<HandoverRules>(r, out, fds);
   }
   return DecodeError::unknown_type;
 }
@@ -606,6 +660,8 @@ MessageType type_of(const Message& message) {
   if (auto* w = std::get_if<Wake>(&message); w != nullptr && has_unsent(*w)) return MessageType::wake_unsent;
   if (std::holds_alternative<KeepUpdate>(message)) return MessageType::keep_update;
   if (std::holds_alternative<KeepControl>(message)) return MessageType::keep_control;
+  if (std::holds_alternative<HandoverCounters>(message)) return MessageType::counters;
+  if (std::holds_alternative<HandoverRules>(message)) return MessageType::handover_rules;
   return static_cast<MessageType>(message.index() + 1);  // alternatives follow the type codes
 }
 
@@ -641,7 +697,8 @@ std::size_t encoded_size(const WakeRecord& record) {
 }
 std::size_t encoded_size(const InventoryRecord& record) { return 8 + 1 + 1 + 4 + 4 + record.blob.size(); }
 std::size_t encoded_size(const HandoverRecord& record) {
-  return 1 + 1 + record.pool.size() + 4 + 8 + 1 + 4 + 4 + record.blob.size();
+  const bool unsent = record.kind == HandoverKind::held && !record.unsent.empty();
+  return 1 + 1 + record.pool.size() + 4 + 8 + 1 + 4 + 4 + record.blob.size() + (unsent ? 4 + record.unsent.size() : 0);
 }
 
 DecodeResult decode(std::span<const std::byte> bytes, std::size_t fds_available) {
@@ -651,7 +708,8 @@ DecodeResult decode(std::span<const std::byte> bytes, std::size_t fds_available)
   std::size_t fds = read_u16(bytes, 6);
   if (length > kMaxFrameBody) return failure(DecodeError::frame_too_big);
   if ((type < MessageType::hello || type > MessageType::wake_unsent) && type != MessageType::keep_update &&
-      type != MessageType::keep_control) {
+      type != MessageType::keep_control && type != MessageType::counters &&
+      type != MessageType::handover_rules) {
     return failure(DecodeError::unknown_type);
   }
   if (fds > kMaxRecordsPerFrame || (fds != 0 && !carries_fds(type))) {

@@ -3,8 +3,8 @@
 
 namespace parker::protocol {
 
-static_assert(std::variant_size_v<Message> == static_cast<std::size_t>(MessageType::keepalive_rules) + 2,
-              "Message alternatives must follow the MessageType codes, in order (then the keeper's two)");
+static_assert(std::variant_size_v<Message> == static_cast<std::size_t>(MessageType::keepalive_rules) + 4,
+              "Message alternatives must follow the MessageType codes, in order (then the keeper's two, then 1.2's)");
 
 std::string_view to_string(MessageType type) {
   switch (type) {
@@ -39,6 +39,8 @@ std::string_view to_string(MessageType type) {
     case MessageType::wake_unsent: return "wake_unsent";
     case MessageType::keep_update: return "keep_update";
     case MessageType::keep_control: return "keep_control";
+    case MessageType::counters: return "counters";
+    case MessageType::handover_rules: return "handover_rules";
   }
   return "unknown";
 }

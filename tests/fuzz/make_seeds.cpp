@@ -56,13 +56,29 @@ std::vector<proto::Park> examples() {
 template <>
 std::vector<proto::Handover> examples() {
   using K = proto::HandoverKind;
-  return {{{{K::listener, "", 0, 0, 0, 0, ""}}},
-          {{{K::parked, "web", 1000, 7, proto::kWakeOnHangup, 5000, "session"},
-            {K::held, "web", 1000, 8, static_cast<std::uint8_t>(proto::WakeReason::readable), 0, "b"}}}};
+  return {{{{K::listener, "", 0, 0, 0, 0, "", ""}}},
+          {{{K::parked, "web", 1000, 7, proto::kWakeOnHangup, 5000, "session", ""},
+            {K::held, "web", 1000, 8, static_cast<std::uint8_t>(proto::WakeReason::readable), 0, "b", ""}}},
+          // 1.2: a held wake with unsent bytes (wire kind 4)
+          {{{K::held, "web", 1000, 9, static_cast<std::uint8_t>(proto::WakeReason::write_blocked), 0, "c",
+             "$5\r\nhello\r\n"}}}};
 }
 template <>
 std::vector<proto::HandoverEnd> examples() {
   return {{3, {{"web", 1000, 9, proto::CloseReason::hangup}}}, {0, {}}};
+}
+template <>
+std::vector<proto::HandoverRules> examples() {
+  return {{"web", 1000, {1, {{"*1\r\n$4\r\nPING\r\n", "+PONG\r\n"}, {"PING\r\n", "+PONG\r\n"}}}}};
+}
+template <>
+std::vector<proto::HandoverCounters> examples() {
+  using K = proto::CounterKind;
+  return {{{{"parker_parks_total", K::count, 300},
+            {"parker_wakes_total{reason=\"readable\"}", K::count, 299},
+            {"parker_time_parked_seconds_bucket{le=\"+Inf\"}", K::count, 299},
+            {"parker_time_parked_seconds_sum", K::real, 0x4059000000000000}}},
+          {}};
 }
 template <>
 std::vector<proto::KeepUpdate> examples() {

@@ -120,6 +120,7 @@ struct Inbox {
   std::vector<proto::HandoverRecord> handover;
   std::vector<UniqueFd> handover_fds;
   std::optional<proto::HandoverEnd> handover_end;
+  std::optional<proto::HandoverCounters> handover_counters;  // 1.2: COUNTERS, before the end
   std::vector<std::uint32_t> reclaims;
   std::vector<proto::WriteResult> write_results;  // 1.1 write-through answers, in order
   bool eof = false;              // parker closed the connection
@@ -307,6 +308,8 @@ class RawOwner {
         inbox_.handover.push_back(std::move(h->records[i]));
         inbox_.handover_fds.push_back(std::move(frame.fds[i]));
       }
+    } else if (auto* counters = std::get_if<proto::HandoverCounters>(&m)) {
+      inbox_.handover_counters = std::move(*counters);
     } else if (auto* end = std::get_if<proto::HandoverEnd>(&m)) {
       inbox_.handover_end = std::move(*end);
     } else if (auto* wr = std::get_if<proto::WriteResult>(&m)) {

@@ -173,7 +173,7 @@ struct ClientOptions {
   bool auto_acknowledge = true;
   // The highest protocol minor version to offer (0: speak 1.0, e.g. to measure or to match
   // an old peer's behaviour).
-  std::uint16_t max_minor = protocol::kVersionMinor;
+  std::uint16_t max_minor = protocol::kOwnerMinor;
 };
 
 // What the client asks of the event loop that drives it. UvClient implements it; a program

@@ -1,5 +1,6 @@
-// Wire protocol 1.1 between parker and the servers that park connections with it (1.0 peers
-// keep working: 1.1 only adds messages, used only on sessions that negotiated minor 1).
+// Wire protocol 1.2 between parker and the servers that park connections with it (1.0 peers
+// keep working: 1.1 and 1.2 only add messages, used only on sessions that negotiated them;
+// 1.2 adds only parker-to-parker hand-over messages, so owners see no difference from 1.1).
 // docs/PROTOCOL.md is the normative description; this header is its code.
 //
 // Every message is one frame on a SOCK_STREAM Unix socket:
@@ -26,10 +27,16 @@
 namespace parker::protocol {
 
 inline constexpr std::uint16_t kVersionMajor = 1;
-inline constexpr std::uint16_t kVersionMinor = 1;
+inline constexpr std::uint16_t kVersionMinor = 2;
 // The first minor version with acknowledged wakes, confirmed parks, INVENTORY, GOODBYE and
 // credit reclaim.
 inline constexpr std::uint16_t kMinorExactlyOnce = 1;
+// The first minor version whose hand-over to a successor also carries parker's cumulative
+// counters (COUNTERS). A successor that says HELLO 1.1 gets the 1.1 hand-over.
+inline constexpr std::uint16_t kMinorHandoverState = 2;
+// The highest minor with anything for an owner: what the client library offers by default
+// (1.2 only adds parker-to-parker messages, so an owner session stays 1.1).
+inline constexpr std::uint16_t kOwnerMinor = 1;
 
 inline constexpr std::size_t kHeaderSize = 8;
 inline constexpr std::size_t kMaxFrameBody = 16u << 20;   // 16 MiB
@@ -73,6 +80,9 @@ enum class MessageType : std::uint16_t {
   // 1.1, parker to its keeper (docs/PROTOCOL.md, "The keeper: surviving a crash")
   keep_update = 32,      // parker -> keeper: connections woken or gone (no fds)
   keep_control = 33,     // both ways: hello, the keeper's state, restore, bye
+  // 1.2, between parkers: what a hand-over carries besides the fds
+  counters = 30,         // parker -> successor: its cumulative counters, to continue from
+  handover_rules = 31,   // parker -> successor: a keep-alive rule set of a pool it hands over
 };
 
 enum class WakeReason : std::uint8_t {
@@ -283,7 +293,9 @@ struct TakeOver {
 };
 enum class HandoverKind : std::uint8_t { listener = 1, parked = 2, held = 3 };
 // One fd handed over, with what parker knows of it. `pool` and `uid` are empty and 0 for
-// the listener; `flags` are the park flags (parked) or the WakeReason (held).
+// the listener; `flags` are the park flags (parked) or the WakeReason (held). A held wake
+// with `unsent` bytes (1.2) travels as wire kind 4, its record one blob longer (as a
+// WAKE_UNSENT is a WAKE); only a 1.2 successor is sent one.
 struct HandoverRecord {
   HandoverKind kind = HandoverKind::parked;
   std::string pool;
@@ -292,6 +304,7 @@ struct HandoverRecord {
   std::uint8_t flags = 0;
   std::uint32_t deadline_left_ms = 0;  // parked: 0 = no deadline (at least 1 when there is one)
   std::string blob;
+  std::string unsent;  // held only (1.2): bytes of the client's output stream not yet written
   friend bool operator==(const HandoverRecord&, const HandoverRecord&) = default;
 };
 struct Handover {
@@ -345,6 +358,39 @@ struct KeepaliveRules {
   friend bool operator==(const KeepaliveRules&, const KeepaliveRules&) = default;
 };
 
+// ---- 1.2, parker to parker: the rest of a hand-over -------------------------------------
+
+// One cumulative metric, named as parker's STATS exposition names the series (labels
+// included: `parker_wakes_total{reason="readable"}`, `parker_time_parked_seconds_bucket{le="60"}`).
+enum class CounterKind : std::uint8_t {
+  count = 1,  // `value` is the count
+  real = 2,   // `value` holds the IEEE 754 binary64 bits of a sum (a histogram's _sum)
+};
+inline constexpr std::size_t kMaxCounterName = 200;
+// The wire kind of a held HandoverRecord with unsent bytes.
+inline constexpr std::uint8_t kHandoverHeldUnsent = 4;
+struct CounterValue {
+  std::string name;  // 1..kMaxCounterName bytes of printable ASCII, no space
+  CounterKind kind = CounterKind::count;
+  std::uint64_t value = 0;
+  friend bool operator==(const CounterValue&, const CounterValue&) = default;
+};
+// HANDOVER_RULES: rule set `rules.set` of pool `pool` (of `uid`), sent before the HANDOVER
+// records of the pool's parked connections, so the successor answers their keep-alive
+// requests before the owner comes back to declare them again.
+struct HandoverRules {
+  std::string pool;
+  std::uint32_t uid = 0;
+  KeepaliveRules rules;
+  friend bool operator==(const HandoverRules&, const HandoverRules&) = default;
+};
+// COUNTERS: the old parker's counters, sent after the last HANDOVER and before HANDOVER_END
+// on a 1.2 session. The successor adds the ones it knows to its own and ignores the others.
+struct HandoverCounters {
+  std::vector<CounterValue> values;
+  friend bool operator==(const HandoverCounters&, const HandoverCounters&) = default;
+};
+
 // ---- 1.1, parker to its keeper -----------------------------------------------------------
 // parker sends the keeper a copy of every connection it parks (HANDOVER frames, one fd per
 // record) and tells it, with KEEP_UPDATE, when one is woken (the keeper's copy is then a
@@ -377,16 +423,22 @@ struct KeepControl {
 };
 
 // The alternatives follow the type codes (index + 1), but for WAKE_UNSENT, which is the wire
-// form of a Wake whose records carry unsent bytes, and the keeper's two (type_of says which).
+// form of a Wake whose records carry unsent bytes, the keeper's two and those of 1.2 (type_of
+// says which).
 using Message = std::variant<Hello, Welcome, ErrorMessage, Park, Rejected, Wake, Closed, Recall,
                              Drop, Credit, StatsRequest, StatsReply, ListRequest, ListReply,
                              Ack, Parked, InventoryRequest, InventoryReply, Goodbye, Reclaim,
                              CreditReturn, TakeOver, Handover, HandoverEnd, Taken,
-                             Write, WriteResult, KeepaliveRules, KeepUpdate, KeepControl>;
+                             Write, WriteResult, KeepaliveRules, KeepUpdate, KeepControl,
+                             HandoverCounters, HandoverRules>;
 // Messages of minor version 1: a session that negotiated 1.0 neither sends nor accepts them.
 [[nodiscard]] constexpr bool is_minor_1(MessageType type) noexcept {
   return (type >= MessageType::ack && type <= MessageType::wake_unsent) || type == MessageType::keep_update ||
          type == MessageType::keep_control;
+}
+// Messages of minor version 2 (parker to parker).
+[[nodiscard]] constexpr bool is_minor_2(MessageType type) noexcept {
+  return type == MessageType::counters || type == MessageType::handover_rules;
 }
 // A Wake that must travel as WAKE_UNSENT.
 [[nodiscard]] bool has_unsent(const Wake& wake) noexcept;
