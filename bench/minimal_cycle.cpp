@@ -107,6 +107,8 @@ void minimal_cycle(int socket, std::vector<UniqueFd>& held, std::size_t batch, O
   std::vector<UniqueFd> back;
   back.reserve(m);
   std::vector<int> raw;
+  const pid_t watcher = control->parker_pid.load();
+  const CpuMark c0 = cpu_mark(watcher);
   const double t0 = now_seconds();
   for (std::size_t at = 0; at < m;) {
     const std::size_t end = std::min(m, at + std::max<std::size_t>(1, std::min(batch, kMaxFdsPerMessage)));
@@ -121,11 +123,17 @@ void minimal_cycle(int socket, std::vector<UniqueFd>& held, std::size_t batch, O
   }
   if (m == 0) return;
   if (send_command(socket, kRecallLast, {}).failed() || !receive_woken(socket, 1, back, control)) return;
+  const CpuMark c1 = cpu_mark(watcher);
   const double t1 = now_seconds();
   if (send_command(socket, kRecallRest, {}).failed() || !receive_woken(socket, m - 1, back, control)) return;
   const double t2 = now_seconds();
+  const CpuMark c2 = cpu_mark(watcher);
   control->park_seconds = t1 - t0;
   control->wake_seconds = t2 - t1;
+  control->park_cpu_owner = c1.owner - c0.owner;
+  control->park_cpu_parker = c1.parker - c0.parker;
+  control->wake_cpu_owner = c2.owner - c1.owner;
+  control->wake_cpu_parker = c2.parker - c1.parker;
   held.swap(back);
 }
 

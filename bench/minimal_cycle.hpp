@@ -32,6 +32,7 @@ class MinimalWatcher {
   MinimalWatcher& operator=(const MinimalWatcher&) = delete;
 
   [[nodiscard]] int socket() const noexcept { return socket_.get(); }
+  [[nodiscard]] pid_t pid() const noexcept { return watcher_.pid(); }
 
  private:
   UniqueFd socket_;
@@ -40,7 +41,9 @@ class MinimalWatcher {
 
 // In the owner: one cycle over `held` (see the file comment) through the watcher at
 // `watcher_socket`; `held` holds the connections again after it. Times go to
-// control->park_seconds / wake_seconds; a failure to control->error.
+// control->park_seconds / wake_seconds; with control->parker_pid (the watcher's pid) the CPU
+// time the owner and the watcher used in each phase too, as park_wake_cycle does for parker;
+// a failure to control->error.
 void minimal_cycle(int watcher_socket, std::vector<UniqueFd>& held, std::size_t batch, OwnerControl* control);
 
 }  // namespace parker::bench

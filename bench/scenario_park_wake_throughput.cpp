@@ -110,6 +110,9 @@ void run_park_wake_throughput(const Config& config, ScenarioReport& report) {
 
   std::map<std::size_t, std::vector<double>> parked, woken, floor, park_ratio, wake_ratio;
   std::map<std::size_t, std::vector<double>> minimal_parked, minimal_woken, park_vs_minimal, wake_vs_minimal;
+  // CPU microseconds per connection, [batch][who]: where the time goes, steadier than the
+  // wall clock on a shared machine. who: the parker (or the minimal watcher), the owner.
+  std::map<std::size_t, std::map<std::string, std::vector<double>>> cpu_park, cpu_wake;
   std::uint64_t seq = 0;
   Progress progress("park_wake_throughput: cycles", std::size(kBatches) * static_cast<std::size_t>(reps));
   report.param("minimal parker", "recvmsg + epoll_ctl ADD / epoll_ctl DEL + sendmsg, on the same connections");
@@ -120,9 +123,16 @@ void run_park_wake_throughput(const Config& config, ScenarioReport& report) {
       double p = 0, w = 0, pm = 0, wm = 0;
       for (int turn = 0; turn < 2; ++turn) {
         const int session = (turn + rep) % 2 == 0 ? kThroughParker : kThroughMinimal;
-        run_owner_cycle(shared, owner, ++seq, batch, session);
-        (session == kThroughParker ? p : pm) = static_cast<double>(m) / shared->park_seconds;
-        (session == kThroughParker ? w : wm) = static_cast<double>(m - 1) / shared->wake_seconds;
+        const bool through_parker = session == kThroughParker;
+        run_owner_cycle(shared, owner, ++seq, batch, session, through_parker ? parker.process.pid() : minimal.pid());
+        (through_parker ? p : pm) = static_cast<double>(m) / shared->park_seconds;
+        (through_parker ? w : wm) = static_cast<double>(m - 1) / shared->wake_seconds;
+        const std::string side = through_parker ? "parker" : "minimal";
+        const double us_per_park = 1e6 / static_cast<double>(m), us_per_wake = 1e6 / static_cast<double>(m - 1);
+        cpu_park[batch][side].push_back(shared->park_cpu_parker * us_per_park);
+        cpu_park[batch]["owner_" + side].push_back(shared->park_cpu_owner * us_per_park);
+        cpu_wake[batch][side].push_back(shared->wake_cpu_parker * us_per_wake);
+        cpu_wake[batch]["owner_" + side].push_back(shared->wake_cpu_owner * us_per_wake);
       }
       minimal_parked[batch].push_back(pm);
       minimal_woken[batch].push_back(wm);
@@ -152,6 +162,10 @@ void run_park_wake_throughput(const Config& config, ScenarioReport& report) {
     auto smw = report.add("minimal_woken_per_second", {{"batch", b}}, "fd/s", minimal_woken[batch]);
     report.add("park_vs_minimal", {{"batch", b}}, "x", park_vs_minimal[batch]);
     report.add("wake_vs_minimal", {{"batch", b}}, "x", wake_vs_minimal[batch]);
+    for (const char* who : {"parker", "minimal", "owner_parker", "owner_minimal"}) {
+      report.add("cpu_us_per_park", {{"batch", b}, {"process", who}}, "us", cpu_park[batch][who]);
+      report.add("cpu_us_per_wake", {{"batch", b}, {"process", who}}, "us", cpu_wake[batch][who]);
+    }
     double x = static_cast<double>(batch);
     ps.points.emplace_back(x, sp.median);
     ws.points.emplace_back(x, sw.median);
@@ -169,7 +183,10 @@ void run_park_wake_throughput(const Config& config, ScenarioReport& report) {
               "only moves fds between two processes; parker also keeps an index, an epoll registration "
               "and a wake record per connection. The minimal parker (issue 13's floor) does what a parker "
               "cannot avoid: park = recvmsg + epoll_ctl ADD, wake = epoll_ctl DEL + sendmsg, with no index, "
-              "records, credit or confirmations; park_vs_minimal / wake_vs_minimal divide by it per repetition.");
+              "records, credit or confirmations; park_vs_minimal / wake_vs_minimal divide by it per repetition. "
+              "cpu_us_per_park / cpu_us_per_wake: CPU time per connection of each process in each phase "
+              "(process=parker or minimal: the watcher; owner_parker / owner_minimal: the owner process "
+              "running that cycle), from /proc/PID/task/*/schedstat and CLOCK_PROCESS_CPUTIME_ID.");
   owner.stop(1s);
   idle.close_all();
   parker.process.stop(2s);
