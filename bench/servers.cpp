@@ -69,7 +69,10 @@ RunningServer start_redis(const Config& config, const std::string& tag) {
   return start_on_spare_port("redis-server", dir / (tag + ".log"), [&](std::uint16_t port) {
     return std::vector<std::string>{program.string(), "--port", std::to_string(port), "--bind", "127.0.0.1",
                                     "--save", "", "--appendonly", "no", "--dir", dir.string(),
-                                    "--daemonize", "no", "--maxclients", "19000",
+                                    "--daemonize", "no",
+                                    // N clients plus the publisher and the harness's own; redis
+                                    // lowers it to RLIMIT_NOFILE - 32 itself if need be.
+                                    "--maxclients", "19900",
                                     // Bound to 127.0.0.1 only; protected mode would refuse our idle
                                     // clients, which come from 127.0.0.2 and up.
                                     "--protected-mode", "no"};
