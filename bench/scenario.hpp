@@ -38,5 +38,6 @@ void run_parked_memory(const Config& config, ScenarioReport& report);
 void run_fanout(const Config& config, ScenarioReport& report);
 void run_keeper_cost(const Config& config, ScenarioReport& report);
 void run_shards(const Config& config, ScenarioReport& report);
+void run_late_close(const Config& config, ScenarioReport& report);
 
 }  // namespace parker::bench

@@ -35,6 +35,8 @@ const std::vector<Scenario>& all_scenarios() {
        run_keeper_cost},
       {"shards", "one heavy_server parking N idle clients over 3 parkers (6 with --big): time to park all, RSS and fds per parker, all answer PING",
        run_shards},
+      {"late_close", "protocol 1.1: what closing a passed fd's copy after the receiver has it costs, against closing it at once",
+       run_late_close},
   };
   return table;
 }
