@@ -41,6 +41,9 @@ class Keeper {
     UniqueFd socket;
     protocol::FrameReader reader;
     bool said_hello = false;
+    // The keeper protocol level of this peer's session: the lower of its hello's and ours
+    // (protocol.hpp, kKeeperLevel). Below 1 it is sent no held wake's unsent bytes.
+    std::uint64_t level = 0;
   };
 
   void accept_peers();
