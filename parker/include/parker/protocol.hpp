@@ -295,7 +295,8 @@ enum class HandoverKind : std::uint8_t { listener = 1, parked = 2, held = 3 };
 // One fd handed over, with what parker knows of it. `pool` and `uid` are empty and 0 for
 // the listener; `flags` are the park flags (parked) or the WakeReason (held). A held wake
 // with `unsent` bytes (1.2) travels as wire kind 4, its record one blob longer (as a
-// WAKE_UNSENT is a WAKE); only a 1.2 successor is sent one.
+// WAKE_UNSENT is a WAKE); only a 1.2 successor is sent one, and between parker and its keeper
+// only at keeper level 1 (kKeeperLevel), both ways.
 struct HandoverRecord {
   HandoverKind kind = HandoverKind::parked;
   std::string pool;
