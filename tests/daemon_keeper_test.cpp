@@ -310,6 +310,63 @@ TEST_CASE("a held wake's unsent bytes survive a SIGKILL of parker and reach the 
   CHECK(keeper.wait(10s).has_value());
 }
 
+// A park and a WRITE that does not fit, read in one batch: the keeper's HANDOVER record of
+// the park, still in parker's batch, becomes a held wake with the bytes (kind 4).
+TEST_CASE("a connection parked and woken write_blocked in one batch keeps its unsent bytes through a crash",
+          "[daemon][keeper][write]") {
+  TempDir dir;
+  const std::string keeper_socket = dir.file("parker.keeper");
+  Process keeper({program_path("parker-keeper"), "--socket", keeper_socket});
+  REQUIRE(keeper.wait_for_output("listening on", 10s));
+  const std::vector<std::string> args{"--keeper", "--keeper-socket", keeper_socket};
+  auto first = std::make_unique<ParkerProcess>(args);
+  TcpListener listener;
+  auto pair = listener.pair();
+  // The server's side full before the park (bounded: loopback buffers are a few MiB).
+  std::string in_socket_before;
+  {
+    std::string chunk(65536, 'z');
+    for (int i = 0; i < 400; ++i) {
+      ssize_t n = ::send(pair.server.get(), chunk.data(), chunk.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n <= 0) break;
+      in_socket_before.append(chunk, 0, static_cast<std::size_t>(n));
+    }
+  }
+  const std::string payload = "$7\r\nmessage\r\n";
+  {
+    RawOwner owner(first->socket_path());
+    REQUIRE(owner.hello("web", 1, 1));
+    REQUIRE(owner.wait_for([&] { return owner.inbox().credit > 0; }));
+    std::vector<std::byte> frames = proto::encode(proto::Park{{{5, 0, 0, "s"}}});
+    proto::encode(proto::Write{{5}, payload}, frames);
+    owner.send_bytes(frames, std::vector<int>{pair.server.get()});
+    REQUIRE(owner.wait_for_wakes(1));
+    CHECK(owner.inbox().wakes[0].record.reason == WakeReason::write_blocked);
+    REQUIRE(owner.inbox().wakes[0].record.unsent == payload);
+    pair.server.reset();
+    first->process().signal(SIGKILL);
+    REQUIRE(first->process().wait(10s).has_value());
+  }
+  first.reset();
+
+  ParkerProcess second(args);
+  REQUIRE(second.process().wait_for_output("restored from the keeper", 10s));
+  RawOwner owner(second.socket_path());
+  REQUIRE(owner.hello("web", 1, 1));
+  REQUIRE(owner.wait_for_wakes(1));
+  auto& wake = owner.inbox().wakes[0];
+  CHECK(wake.record.reason == WakeReason::write_blocked);
+  CHECK(wake.record.unsent == payload);
+  std::string rest;
+  std::thread reader([&] { rest = read_exactly(pair.client.get(), in_socket_before.size() + payload.size()); });
+  bool written = write_all(wake.fd.get(), wake.record.unsent);
+  reader.join();
+  REQUIRE(written);
+  CHECK(rest.size() == in_socket_before.size() + payload.size());
+  CHECK((rest == in_socket_before + payload));  // (not printed: megabytes)
+  owner.send(proto::Ack{1});
+}
+
 TEST_CASE("parker with a keeper before levels tells it woken without the bytes and says so once at start",
           "[daemon][keeper][write][compat]") {
   TempDir dir;
