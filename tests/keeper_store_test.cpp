@@ -83,3 +83,53 @@ TEST_CASE("keeper store: lends every copy with the time left to its deadline", "
   store.clear();
   CHECK(store.size() == 0);
 }
+
+TEST_CASE("keeper store: a wake with unsent bytes is lent with them until forgotten or parked again",
+          "[keeper][write]") {
+  const std::size_t fds_before = parker::test::open_fd_count();
+  {
+    KeptStore store(fake_clock);
+    store.keep(parked("web", 1, 5000), socket_fd());
+    store.keep(parked("web", 2), socket_fd());
+    REQUIRE(store.update({proto::KeepOp::woken_unsent, "web", 1, "rest of a message"}));
+    CHECK(store.held() == 1);
+    CHECK(store.with_unsent() == 1);
+    auto lent = store.lend_all();
+    REQUIRE(lent.size() == 2);
+    for (auto& l : lent) {
+      if (l.record.id != 1) {
+        CHECK(l.record.unsent.empty());
+        continue;
+      }
+      CHECK(l.record.kind == proto::HandoverKind::held);
+      CHECK(l.record.flags == static_cast<std::uint8_t>(proto::WakeReason::write_blocked));
+      CHECK(l.record.deadline_left_ms == 0);  // a held wake has no deadline
+      CHECK(l.record.blob == "blob-1");
+      CHECK(l.record.unsent == "rest of a message");
+    }
+    // Parked again before the ACK: the new copy has no unsent bytes.
+    store.keep(parked("web", 1), socket_fd());
+    CHECK(store.with_unsent() == 0);
+    CHECK(store.held() == 0);
+    // A held wake with unsent bytes kept whole (HANDOVER kind 4, from a parker of level 1
+    // that finds a new keeper) keeps them; the ACK closes it.
+    proto::HandoverRecord held{proto::HandoverKind::held, "web", 1000, 3, 6, 0, "blob-3", "$3\r\nabc\r\n"};
+    store.keep(held, socket_fd());
+    CHECK(store.with_unsent() == 1);
+    bool found = false;
+    for (auto& l : store.lend_all()) {
+      if (l.record.id == 3) found = l.record == held;
+    }
+    CHECK(found);
+    CHECK(store.update({proto::KeepOp::forget_woken, "web", 3}));
+    CHECK(store.with_unsent() == 0);
+    // A parked record never carries any, whatever it says.
+    auto odd = parked("web", 4);
+    odd.unsent = "x";
+    store.keep(odd, socket_fd());
+    CHECK(store.with_unsent() == 0);
+    CHECK(store.size() == 3);
+    CHECK(parker::test::open_fd_count() == fds_before + 3);
+  }
+  CHECK(parker::test::open_fd_count() == fds_before);
+}

@@ -112,6 +112,13 @@ std::vector<Message> sample_messages() {
                                     {proto::KeepOp::forget, "web-2", ~std::uint64_t{0}},
                                     {proto::KeepOp::forget_woken, "a", 0}}});
   m.emplace_back(proto::KeepControl{proto::KeepCommand::state, 19000});
+  // Keeper level 1: a held wake's unsent bytes, amid the other ops; the keeper's level.
+  m.emplace_back(proto::KeepUpdate{{{proto::KeepOp::woken, "web", 6},
+                                    {proto::KeepOp::woken_unsent, "web", 7, "$7\r\nmessage\r\n"},
+                                    {proto::KeepOp::woken_unsent, "p", ~std::uint64_t{0}, binary_blob(70000)},
+                                    {proto::KeepOp::forget_woken, "web", 7}}});
+  m.emplace_back(proto::KeepControl{proto::KeepCommand::hello, proto::kKeeperLevel});
+  m.emplace_back(proto::KeepControl{proto::KeepCommand::level, proto::kKeeperLevel});
   return m;
 }
 
@@ -379,17 +386,41 @@ TEST_CASE("id lists and CLOSED batches larger than any frame can hold are record
   CHECK(error_of(raw_frame(closed, 0, Body{}.u32(1000).u64(1).u8(1).bytes), 0) == DecodeError::truncated_body);
 }
 
-TEST_CASE("keeper messages with an op or command 1.1 does not define are bad_value", "[protocol][codec]") {
+TEST_CASE("keeper messages with an op or command keeper level 1 does not define are bad_value", "[protocol][codec]") {
   const auto update = static_cast<std::uint16_t>(proto::MessageType::keep_update);
   const auto control = static_cast<std::uint16_t>(proto::MessageType::keep_control);
-  for (std::uint8_t op : {0, 4, 255}) {
+  for (std::uint8_t op : {0, 5, 255}) {
     INFO("op " << int(op));
-    CHECK(error_of(raw_frame(update, 0, Body{}.u32(1).u8(op).u8(3).bytes), 0) != DecodeError::none);
+    CHECK(error_of(raw_frame(update, 0, Body{}.u32(1).u8(op).u8(3).str("web").u64(1).bytes), 0) ==
+          DecodeError::bad_value);
   }
-  for (std::uint8_t command : {0, 5}) {
+  for (std::uint8_t command : {0, 6}) {
     INFO("command " << int(command));
     CHECK(error_of(raw_frame(control, 0, Body{}.u8(command).u64(0).bytes), 0) == DecodeError::bad_value);
   }
+}
+
+TEST_CASE("KEEP_UPDATE woken_unsent carries its bytes and without any is malformed", "[protocol][codec][keeper]") {
+  proto::KeepUpdate u{{{proto::KeepOp::woken_unsent, "web", 8, "rest of a message"}}};
+  Bytes frame = proto::encode(u);
+  CHECK(frame.size() == proto::kHeaderSize + 4 + proto::encoded_size(u.records[0]));
+  CHECK(proto::encoded_size(u.records[0]) == 1 + 1 + 3 + 8 + 4 + 17);
+  auto d = proto::decode(frame, 0);
+  REQUIRE(d.status == DecodeStatus::ok);
+  CHECK(std::get<proto::KeepUpdate>(d.message) == u);
+  // The other ops carry no bytes: what a record holds there is not encoded.
+  CHECK(proto::encoded_size(proto::KeepUpdateRecord{proto::KeepOp::woken, "web", 8, "ignored"}) == 1 + 1 + 3 + 8);
+  const auto update = static_cast<std::uint16_t>(MessageType::keep_update);
+  // An empty unsent blob: never sent (it would be `woken`).
+  auto empty = Body{}.u32(1).u8(4).u8(3).str("web").u64(8).u32(0).bytes;
+  CHECK(error_of(raw_frame(update, 0, empty), 0) == DecodeError::bad_value);
+  // A blob longer than the body, and a body cut inside the blob: truncated, never a crash.
+  auto too_long = Body{}.u32(1).u8(4).u8(3).str("web").u64(8).u32(0xffffffff).str("abc").bytes;
+  CHECK(error_of(raw_frame(update, 0, too_long), 0) == DecodeError::truncated_body);
+  auto cut = Body{}.u32(1).u8(4).u8(3).str("web").u64(8).u32(5).str("ab").bytes;
+  CHECK(error_of(raw_frame(update, 0, cut), 0) == DecodeError::truncated_body);
+  auto no_length = Body{}.u32(1).u8(4).u8(3).str("web").u64(8).u8(1).bytes;
+  CHECK(error_of(raw_frame(update, 0, no_length), 0) == DecodeError::truncated_body);
 }
 
 TEST_CASE("enum and flag values v1 does not define are bad_value", "[protocol][codec]") {

@@ -75,17 +75,29 @@ std::unique_ptr<KeeperLink> KeeperLink::open(const std::string& path, const std:
   int size = 4 << 20;
   ::setsockopt(socket.get(), SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
   std::unique_ptr<KeeperLink> link(new KeeperLink(std::move(socket)));
-  if (Error e = link->talk_.send(proto::KeepControl{proto::KeepCommand::hello, 0}); e.failed()) {
+  // Our level in hello's count: a keeper of level 1 or more answers with its own (`level`)
+  // and then state; one before levels ignores the count and answers with state alone.
+  if (Error e = link->talk_.send(proto::KeepControl{proto::KeepCommand::hello, proto::kKeeperLevel}); e.failed()) {
     why = "cannot say hello to the keeper: " + describe(e);
     return nullptr;
   }
   auto frame = link->talk_.next(why);
   auto* state = frame ? std::get_if<proto::KeepControl>(&frame->message) : nullptr;
+  if (state != nullptr && state->command == proto::KeepCommand::level) {
+    link->level_ = std::min(state->count, proto::kKeeperLevel);
+    frame = link->talk_.next(why);
+    state = frame ? std::get_if<proto::KeepControl>(&frame->message) : nullptr;
+  }
   if (state == nullptr || state->command != proto::KeepCommand::state) {
     if (why.empty()) why = "the keeper did not answer hello with its state";
     return nullptr;
   }
   held = state->count;
+  if (link->level_ < proto::kKeeperLevelUnsent) {
+    spdlog::info("the keeper at {} is of an older version (keeper level {}): the unsent bytes of a connection "
+                 "woken write_blocked will not survive a crash of parker",
+                 path, link->level_);
+  }
   return link;
 }
 
@@ -146,23 +158,30 @@ void KeeperLink::on_poll(uv_poll_t* handle, int status, int events) noexcept {
 void KeeperLink::kept(const proto::HandoverRecord& record, int fd) {
   if (!ok_) return;
   pending_.push_back({record, fd});
-  // The keeper keeps fds and records, not a held wake's unsent bytes (docs/PROTOCOL.md, "The
-  // keeper"): its HANDOVER records stay of the 1.1 kinds every keeper reads.
-  pending_.back().record.unsent.clear();
+  // A held wake's unsent bytes travel as HANDOVER kind 4, which a keeper below level 1 may
+  // not read: it keeps the wake without them.
+  if (level_ < proto::kKeeperLevelUnsent) pending_.back().record.unsent.clear();
 }
 
-void KeeperLink::update(proto::KeepOp op, const std::string& pool, std::uint64_t id) {
+void KeeperLink::update(proto::KeepOp op, const std::string& pool, std::uint64_t id, std::string_view unsent) {
   if (!ok_) return;
+  if (op == proto::KeepOp::woken_unsent && (unsent.empty() || level_ < proto::kKeeperLevelUnsent)) {
+    op = proto::KeepOp::woken;  // open() said once that these bytes do not survive a crash
+    unsent = {};
+  }
   // A connection parked in this very batch: change or drop its record instead (its fd is
   // about to be closed or handed away, so the batch must not keep borrowing it).
   if (!pending_.empty()) {
     auto it = std::find_if(pending_.rbegin(), pending_.rend(),
                            [&](const Pending& p) { return p.record.id == id && p.record.pool == pool; });
     if (it != pending_.rend()) {
-      if (op == proto::KeepOp::woken) {
+      if (op == proto::KeepOp::woken || op == proto::KeepOp::woken_unsent) {
+        // As the keeper's store would make it (kept_store.cpp): HANDOVER kind 3, or 4 with bytes.
+        const bool blocked = op == proto::KeepOp::woken_unsent;
         it->record.kind = proto::HandoverKind::held;
-        it->record.flags = static_cast<std::uint8_t>(proto::WakeReason::readable);
+        it->record.flags = static_cast<std::uint8_t>(blocked ? proto::WakeReason::write_blocked : proto::WakeReason::readable);
         it->record.deadline_left_ms = 0;
+        it->record.unsent = std::string(unsent);
       } else if (op == proto::KeepOp::forget || it->record.kind == proto::HandoverKind::held) {
         pending_.erase(std::next(it).base());
       }
@@ -170,15 +189,22 @@ void KeeperLink::update(proto::KeepOp op, const std::string& pool, std::uint64_t
       return;
     }
   }
-  updates_.push_back({op, pool, id});
+  updates_.push_back({op, pool, id, std::string(unsent)});
 }
 
 void KeeperLink::encode_pending() {
-  for (std::size_t at = 0; at < updates_.size(); at += kUpdatesPerFrame) {
+  // Frames of up to 4096 records and, with unsent bytes aboard, about 256 KiB (one record
+  // may make one larger: up to a WRITE's 1 MiB, far below a frame's 16 MiB).
+  for (std::size_t at = 0; at < updates_.size();) {
     proto::KeepUpdate u;
-    auto end = std::min(updates_.size(), at + kUpdatesPerFrame);
-    u.records.assign(std::make_move_iterator(updates_.begin() + static_cast<std::ptrdiff_t>(at)),
-                     std::make_move_iterator(updates_.begin() + static_cast<std::ptrdiff_t>(end)));
+    std::size_t bytes = 0;
+    while (at < updates_.size() && u.records.size() < kUpdatesPerFrame) {
+      std::size_t size = proto::encoded_size(updates_[at]);
+      if (!u.records.empty() && bytes + size > kKeepFrameBytes) break;
+      bytes += size;
+      u.records.push_back(std::move(updates_[at]));
+      ++at;
+    }
     queued_.push_back({proto::encode(u), {}, 0});
   }
   updates_.clear();

@@ -4,6 +4,8 @@
 // What it tells the keeper, in order, on one stream (docs/PROTOCOL.md, "The keeper"):
 //   a park was accepted         -> HANDOVER record with the fd (the keeper gets its own copy)
 //   a parked socket was woken   -> KEEP_UPDATE woken        (the keeper's copy: a held wake)
+//   ... write_blocked           -> KEEP_UPDATE woken_unsent (a held wake with the unsent bytes;
+//                                  keeper level 1, else `woken`: the bytes would not survive)
 //   the owner has it for sure   -> KEEP_UPDATE forget_woken (ACK; sent on a 1.0 session)
 //   parker closed or let go     -> KEEP_UPDATE forget
 // and the one rule that makes a crash lose nothing: an owner learns nothing the keeper does
@@ -23,6 +25,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "blocking_conversation.hpp"
@@ -51,12 +54,16 @@ class KeeperLink {
   void close() noexcept;
 
   void kept(const protocol::HandoverRecord& record, int fd);
-  void update(protocol::KeepOp op, const std::string& pool, std::uint64_t id);
+  // `unsent`: woken_unsent's bytes (the WAKE_UNSENT record's). A keeper below level 1 is told
+  // `woken` instead.
+  void update(protocol::KeepOp op, const std::string& pool, std::uint64_t id, std::string_view unsent = {});
   // Writes what is pending; true when nothing is left to write (sessions may write).
   bool flush();
   // Without a keeper (lost) nothing waits for it.
   [[nodiscard]] bool caught_up() const noexcept { return !ok_ || (pending_.empty() && queued_.empty()); }
   [[nodiscard]] bool connected() const noexcept { return ok_; }
+  // The keeper protocol level agreed in hello (protocol.hpp, kKeeperLevel).
+  [[nodiscard]] std::uint64_t level() const noexcept { return level_; }
   // Blocking: everything pending is written (before fds it borrows are handed away).
   void drain();
   // Blocking, at a clean stop: the keeper may exit (everything went back to owners).
@@ -88,6 +95,7 @@ class KeeperLink {
   uv_poll_t* poll_ = nullptr;                     // freed in its close callback
   bool ok_ = true;
   bool held_back_ = false;                        // flush() said "wait": tell caught_up_ when done
+  std::uint64_t level_ = 0;                       // the lower of the keeper's and ours
 };
 
 }  // namespace parker::daemon

@@ -321,7 +321,9 @@ void Pool::wake(ParkedSocket& s, WakeReason reason, std::string_view unsent) {
   item.record.unsent = unsent;
   item.fd = retire(s);  // erases `s`
   item.woken_ns = uv_hrtime();
-  tell_keeper(KeepOp::woken, item.record.id);
+  // Woken write_blocked, the keeper keeps the unsent bytes with its copy: should parker die
+  // before the owner's ACK, the next parker hands the owner the same WAKE_UNSENT.
+  tell_keeper(unsent.empty() ? KeepOp::woken : KeepOp::woken_unsent, item.record.id, unsent);
   core_.counters.count(reason);
   deliver(std::move(item));
 }
@@ -446,8 +448,8 @@ std::uint64_t Pool::expire_held(std::uint64_t now) {
 
 namespace parker::daemon {
 
-void Pool::tell_keeper(protocol::KeepOp op, std::uint64_t id) {
-  if (core_.keeper != nullptr) core_.keeper->update(op, name_, id);
+void Pool::tell_keeper(protocol::KeepOp op, std::uint64_t id, std::string_view unsent) {
+  if (core_.keeper != nullptr) core_.keeper->update(op, name_, id, unsent);
 }
 
 void Pool::send_all_to_keeper(KeeperLink& keeper) const {

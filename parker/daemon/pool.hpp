@@ -102,7 +102,7 @@ class Pool {
   // A new keeper (the last one went away): a copy of every parked and held connection.
   void send_all_to_keeper(KeeperLink& keeper) const;
   // What the keeper must know of this pool's connection `id` (no-op without --keeper).
-  void tell_keeper(protocol::KeepOp op, std::uint64_t id);
+  void tell_keeper(protocol::KeepOp op, std::uint64_t id, std::string_view unsent = {});
   // The record of a parked connection or a held wake as a HANDOVER carries it (to a
   // successor, to the keeper).
   [[nodiscard]] protocol::HandoverRecord handover_record(const ParkedSocket& socket) const;

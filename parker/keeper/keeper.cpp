@@ -6,6 +6,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include "parker/fd_passing.hpp"
@@ -136,6 +138,11 @@ bool Keeper::handle(Peer& peer, proto::Frame& frame) {
     switch (control->command) {
       case proto::KeepCommand::hello:
         peer.said_hello = true;
+        // A parker before levels says 0 and reads state next: it is sent nothing else.
+        peer.level = std::min(control->count, proto::kKeeperLevel);
+        if (peer.level != 0 && !send(peer, proto::KeepControl{proto::KeepCommand::level, proto::kKeeperLevel})) {
+          return false;
+        }
         return send(peer, proto::KeepControl{proto::KeepCommand::state, store_.size()});
       case proto::KeepCommand::restore:
         return peer.said_hello && restore(peer);
@@ -152,6 +159,7 @@ bool Keeper::handle(Peer& peer, proto::Frame& frame) {
         stop_ = true;
         return true;
       case proto::KeepCommand::state:
+      case proto::KeepCommand::level:
         break;
     }
   } else if (auto* keep = std::get_if<proto::Handover>(&m); keep != nullptr && peer.said_hello) {
@@ -173,8 +181,8 @@ bool Keeper::handle(Peer& peer, proto::Frame& frame) {
 // are what survives another crash.
 bool Keeper::restore(Peer& peer) {
   std::vector<KeptStore::Lent> all = store_.lend_all();
-  spdlog::info("restoring {} connection(s) ({} parked, {} held) to parker", all.size(), store_.parked(),
-               store_.held());
+  spdlog::info("restoring {} connection(s) ({} parked, {} held, {} with unsent bytes) to parker", all.size(),
+               store_.parked(), store_.held(), store_.with_unsent());
   proto::Handover batch;
   std::vector<int> fds;
   std::size_t bytes = 0;
@@ -187,6 +195,13 @@ bool Keeper::restore(Peer& peer) {
     return ok;
   };
   for (KeptStore::Lent& lent : all) {
+    if (peer.level < proto::kKeeperLevelUnsent && !lent.record.unsent.empty()) {
+      // A parker before level 1 may not read HANDOVER kind 4: it gets the held wake without
+      // its bytes, as it would have kept it itself.
+      spdlog::warn("pool {}: held wake of id {} restored without its {} unsent bytes (parker of keeper level {})",
+                   lent.record.pool, lent.record.id, lent.record.unsent.size(), peer.level);
+      lent.record.unsent.clear();
+    }
     std::size_t size = proto::encoded_size(lent.record);
     if (batch.records.size() == kMaxFdsPerMessage || (bytes + size > kRestoreFrameBytes && !batch.records.empty())) {
       if (!send_batch()) return false;

@@ -1,6 +1,8 @@
 // Keeper: the parker-keeper process's loop. It listens on its own socket for parker (the
 // running one, and for a moment also its successor or its restarted self), keeps what they
 // send in a KeptStore, and gives copies of it all to a parker that starts after a crash.
+// Each peer's keeper level (protocol.hpp, kKeeperLevel) is agreed in its hello: a parker of
+// an older version is sent only what it can read.
 //
 // Single-threaded, blocking, poll(2)-driven: it holds fds and bookkeeping, nothing more, so
 // it has nothing to be fast at but not losing them. A peer that sends something malformed
@@ -41,6 +43,9 @@ class Keeper {
     UniqueFd socket;
     protocol::FrameReader reader;
     bool said_hello = false;
+    // The keeper protocol level of this peer's session: the lower of its hello's and ours
+    // (protocol.hpp, kKeeperLevel). Below 1 it is sent no held wake's unsent bytes.
+    std::uint64_t level = 0;
   };
 
   void accept_peers();

@@ -25,15 +25,19 @@ void KeptStore::keep(protocol::HandoverRecord record, UniqueFd fd) {
   Pool& pool = pools_[record.pool];
   const std::uint64_t id = record.id;
   const bool held = record.kind == HandoverKind::held;
+  if (!held) record.unsent.clear();  // only a held wake has any
+  const bool unsent = !record.unsent.empty();
   kept.record = std::move(record);
   auto [it, inserted] = pool.try_emplace(id);
   if (!inserted) {
     if (it->second.record.kind == HandoverKind::held) --held_;
+    if (!it->second.record.unsent.empty()) --with_unsent_;
     --size_;
   }
   it->second = std::move(kept);  // an older copy closes here
   ++size_;
   if (held) ++held_;
+  if (unsent) ++with_unsent_;
 }
 
 bool KeptStore::update(const protocol::KeepUpdateRecord& u) {
@@ -53,6 +57,16 @@ bool KeptStore::update(const protocol::KeepUpdateRecord& u) {
       kept.deadline_ms = 0;
       ++held_;
       return true;
+    case KeepOp::woken_unsent:
+      // Here the reason matters: the owner must write these bytes before anything else, as
+      // the WAKE_UNSENT that parker sent (or was about to send) says.
+      if (!held) ++held_;
+      if (kept.record.unsent.empty()) ++with_unsent_;
+      kept.record.kind = HandoverKind::held;
+      kept.record.flags = static_cast<std::uint8_t>(protocol::WakeReason::write_blocked);
+      kept.record.unsent = u.unsent;
+      kept.deadline_ms = 0;
+      return true;
     case KeepOp::forget_woken:
       if (!held) return false;  // parked again since: that copy stays
       break;
@@ -60,6 +74,7 @@ bool KeptStore::update(const protocol::KeepUpdateRecord& u) {
       break;
   }
   if (held) --held_;
+  if (!kept.record.unsent.empty()) --with_unsent_;
   --size_;
   pool->second.erase(it);
   if (pool->second.empty()) pools_.erase(pool);
@@ -86,7 +101,7 @@ std::vector<KeptStore::Lent> KeptStore::lend_all() const {
 
 void KeptStore::clear() noexcept {
   pools_.clear();
-  size_ = held_ = 0;
+  size_ = held_ = with_unsent_ = 0;
 }
 
 }  // namespace parker::keeper

@@ -1,6 +1,7 @@
 // KeptStore: the keeper's copies of parker's connections, by pool and id, with what parker
 // knows of each (the HANDOVER record: flags, blob, deadline) and whether it was parked or
-// already woken (a held wake) when parker last said.
+// already woken (a held wake, with the bytes parker could not write to it if it was woken
+// write_blocked) when parker last said.
 //
 // The store only holds: it never reads, writes or watches a connection. parker watches its
 // own copies and tells the store what changed, in order, over one stream; so the store is
@@ -36,6 +37,8 @@ class KeptStore {
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
   [[nodiscard]] std::size_t parked() const noexcept { return size_ - held_; }
   [[nodiscard]] std::size_t held() const noexcept { return held_; }
+  // Held wakes that carry unsent bytes (KEEP_UPDATE woken_unsent, HANDOVER kind 4).
+  [[nodiscard]] std::size_t with_unsent() const noexcept { return with_unsent_; }
 
   // Every copy as a HANDOVER record with the fd it goes with (still the store's: only lent),
   // deadlines as time left from now.
@@ -60,6 +63,7 @@ class KeptStore {
   std::map<std::string, Pool, std::less<>> pools_;
   std::size_t size_ = 0;
   std::size_t held_ = 0;
+  std::size_t with_unsent_ = 0;
 };
 
 // CLOCK_MONOTONIC in milliseconds.

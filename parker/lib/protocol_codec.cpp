@@ -185,6 +185,10 @@ void write_body(Writer& w, const KeepUpdate& m) {
     w.put(static_cast<std::uint8_t>(r.pool.size()));
     w.put_bytes(r.pool);
     w.put(r.id);
+    if (r.op == KeepOp::woken_unsent) {
+      w.put(static_cast<std::uint32_t>(r.unsent.size()));
+      w.put_bytes(r.unsent);
+    }
   }
 }
 void write_body(Writer& w, const KeepControl& m) {
@@ -520,8 +524,14 @@ DecodeError read_body(Reader& r, KeepUpdate& m) {
     rec.pool = r.get_string(len);
     rec.id = r.get<std::uint64_t>();
     if (r.failed()) break;
-    if (rec.op < KeepOp::woken || rec.op > KeepOp::forget_woken || !valid_pool_name(rec.pool)) {
+    if (rec.op < KeepOp::woken || rec.op > KeepOp::woken_unsent || !valid_pool_name(rec.pool)) {
       return DecodeError::bad_value;
+    }
+    if (rec.op == KeepOp::woken_unsent) {
+      rec.unsent = r.get_string(r.get<std::uint32_t>());
+      if (r.failed()) break;
+      // Without bytes it would be `woken`, which has its own op: never sent.
+      if (rec.unsent.empty()) return DecodeError::bad_value;
     }
     m.records.push_back(std::move(rec));
   }
@@ -530,7 +540,7 @@ DecodeError read_body(Reader& r, KeepUpdate& m) {
 DecodeError read_body(Reader& r, KeepControl& m) {
   m.command = static_cast<KeepCommand>(r.get<std::uint8_t>());
   m.count = r.get<std::uint64_t>();
-  if (!r.failed() && (m.command < KeepCommand::hello || m.command > KeepCommand::bye)) return DecodeError::bad_value;
+  if (!r.failed() && (m.command < KeepCommand::hello || m.command > KeepCommand::level)) return DecodeError::bad_value;
   return DecodeError::none;
 }
 
@@ -699,6 +709,10 @@ std::size_t encoded_size(const InventoryRecord& record) { return 8 + 1 + 1 + 4 +
 std::size_t encoded_size(const HandoverRecord& record) {
   const bool unsent = record.kind == HandoverKind::held && !record.unsent.empty();
   return 1 + 1 + record.pool.size() + 4 + 8 + 1 + 4 + 4 + record.blob.size() + (unsent ? 4 + record.unsent.size() : 0);
+}
+
+std::size_t encoded_size(const KeepUpdateRecord& record) {
+  return 1 + 1 + record.pool.size() + 8 + (record.op == KeepOp::woken_unsent ? 4 + record.unsent.size() : 0);
 }
 
 DecodeResult decode(std::span<const std::byte> bytes, std::size_t fds_available) {

@@ -82,11 +82,14 @@ std::vector<proto::HandoverCounters> examples() {
 }
 template <>
 std::vector<proto::KeepUpdate> examples() {
-  return {{{{proto::KeepOp::woken, "web", 7}, {proto::KeepOp::forget_woken, "web", 8}}}};
+  return {{{{proto::KeepOp::woken, "web", 7}, {proto::KeepOp::forget_woken, "web", 8}}},
+          // keeper level 1: a held wake's unsent bytes
+          {{{proto::KeepOp::woken_unsent, "web", 9, "$5\r\nhello\r\n"}, {proto::KeepOp::forget, "web", 7}}}};
 }
 template <>
 std::vector<proto::KeepControl> examples() {
-  return {{proto::KeepCommand::hello, 0}, {proto::KeepCommand::state, 3}};
+  return {{proto::KeepCommand::hello, 0}, {proto::KeepCommand::state, 3},
+          {proto::KeepCommand::hello, proto::kKeeperLevel}, {proto::KeepCommand::level, proto::kKeeperLevel}};
 }
 template <>
 std::vector<proto::Rejected> examples() {

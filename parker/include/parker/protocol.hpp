@@ -295,7 +295,8 @@ enum class HandoverKind : std::uint8_t { listener = 1, parked = 2, held = 3 };
 // One fd handed over, with what parker knows of it. `pool` and `uid` are empty and 0 for
 // the listener; `flags` are the park flags (parked) or the WakeReason (held). A held wake
 // with `unsent` bytes (1.2) travels as wire kind 4, its record one blob longer (as a
-// WAKE_UNSENT is a WAKE); only a 1.2 successor is sent one.
+// WAKE_UNSENT is a WAKE); only a 1.2 successor is sent one, and between parker and its keeper
+// only at keeper level 1 (kKeeperLevel), both ways.
 struct HandoverRecord {
   HandoverKind kind = HandoverKind::parked;
   std::string pool;
@@ -399,11 +400,13 @@ enum class KeepOp : std::uint8_t {
   woken = 1,         // parked -> held: on its way to an owner
   forget = 2,        // gone, whatever its state (closed, dropped, let go)
   forget_woken = 3,  // the owner has it (acknowledged, or sent on a 1.0 session): only a held copy goes
+  woken_unsent = 4,  // keeper level 1: woken write_blocked; the record carries the unsent bytes
 };
 struct KeepUpdateRecord {
   KeepOp op = KeepOp::forget;
   std::string pool;
   std::uint64_t id = 0;
+  std::string unsent{};  // woken_unsent only, and never empty there: the WAKE_UNSENT record's bytes
   friend bool operator==(const KeepUpdateRecord&, const KeepUpdateRecord&) = default;
 };
 struct KeepUpdate {
@@ -415,7 +418,14 @@ enum class KeepCommand : std::uint8_t {
   state = 2,    // keeper -> parker: the answer to hello, `count` = connections it holds
   restore = 3,  // parker -> keeper: send me copies of them all (HANDOVER ... HANDOVER_END)
   bye = 4,      // parker -> keeper: stopping cleanly, nothing is left to keep: exit
+  level = 5,    // keeper -> parker, right before state, only to a hello of level >= 1: `count` = its level
 };
+// The keeper protocol's level, negotiated in hello (`count`: parker's level; 0 from parkers
+// before levels) and `level` (the keeper's; a keeper before levels sends none, only state).
+// Each side uses the lower one. Level 1: held wakes keep their unsent bytes (KEEP_UPDATE
+// woken_unsent, HANDOVER kind 4 both ways). Neither side sends the other what its level lacks.
+inline constexpr std::uint64_t kKeeperLevel = 1;
+inline constexpr std::uint64_t kKeeperLevelUnsent = 1;
 struct KeepControl {
   KeepCommand command = KeepCommand::hello;
   std::uint64_t count = 0;
@@ -456,6 +466,7 @@ void encode(const Message& message, std::vector<std::byte>& out);
 [[nodiscard]] std::size_t encoded_size(const WakeRecord& record);  // in WAKE_UNSENT if it has unsent bytes
 [[nodiscard]] std::size_t encoded_size(const InventoryRecord& record);
 [[nodiscard]] std::size_t encoded_size(const HandoverRecord& record);
+[[nodiscard]] std::size_t encoded_size(const KeepUpdateRecord& record);
 
 enum class DecodeStatus {
   ok,         // `message` holds a frame of `consumed` bytes that takes `fds` fds
