@@ -52,9 +52,11 @@ int owner_main(int listener, std::size_t m, const std::array<std::string, kAckCo
   Client client11(sinks[3].callbacks());
   ClientOptions speak_1_0;
   speak_1_0.max_minor = 0;
+  ClientOptions speak_1_1;  // what is measured is 1.1's acks (1.3 adds only a count in the last ERROR)
+  speak_1_1.max_minor = 1;
   if (raw10.connect(sockets[0], "ack-cost").failed() || raw11.connect(sockets[1], "ack-cost").failed() ||
       client10.connect(sockets[2], "ack-cost", speak_1_0).failed() ||
-      client11.connect(sockets[3], "ack-cost").failed()) {
+      client11.connect(sockets[3], "ack-cost", speak_1_1).failed()) {
     return 2;
   }
   auto all_connected = [&] {

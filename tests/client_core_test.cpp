@@ -599,3 +599,85 @@ TEST_CASE("while parks come back from a lost connection the client already says 
   }
   CHECK(open_fd_count() == baseline);
 }
+
+// ---- write-through: what the client says of writes a session ended without answering ----
+
+namespace {
+
+// Three WRITEs sent whole, the first answered; then parker ends the session with a fatal ERROR
+// whose id is `error_id`. The session speaks `minor`.
+std::vector<UnansweredWrites> three_writes_then_fatal_error(std::uint16_t minor, std::uint64_t error_id) {
+  Session s(5, 65536, {}, minor);
+  for (int i = 0; i < 3; ++i) REQUIRE(s.client.write({7}, "+m\r\n").ok());
+  s.client.flush();
+  REQUIRE(pump_until(s.fake, [&] { return s.fake.frames().size() >= 3; }));
+  REQUIRE(s.fake.take<protocol::Write>().size() == 3);
+  s.fake.send(protocol::WriteResult{1, 1, {}});
+  s.fake.send(protocol::ErrorMessage{protocol::ErrorCode::shutting_down, true, error_id, "parker is shutting down"});
+  REQUIRE(run_until(s.client, &s.fake, [&] { return !s.recorder.disconnected.empty(); }));
+  CHECK(s.recorder.write_results.size() == 1);
+  return s.recorder.unanswered;
+}
+
+}  // namespace
+
+TEST_CASE("1.3: writes after the count in parker's fatal ERROR are reported not sent", "[client][core][write]") {
+  const auto unanswered = three_writes_then_fatal_error(protocol::kMinorWritesHandled, 1);
+  REQUIRE(unanswered.size() == 1);
+  CHECK(unanswered[0].first == 2);
+  CHECK(unanswered[0].unknown_upto == 1);  // none unknown
+  CHECK(unanswered[0].last == 3);
+}
+
+TEST_CASE("1.3: a fatal ERROR counting a write not answered leaves that one unknown", "[client][core][write]") {
+  const auto unanswered = three_writes_then_fatal_error(protocol::kMinorWritesHandled, 2);
+  REQUIRE(unanswered.size() == 1);
+  CHECK(unanswered[0].first == 2);
+  CHECK(unanswered[0].unknown_upto == 2);
+  CHECK(unanswered[0].last == 3);
+}
+
+TEST_CASE("1.1: writes sent whole when parker ends the session are unknown", "[client][core][write]") {
+  const auto unanswered = three_writes_then_fatal_error(1, 0);  // a 1.1 ERROR's id says nothing
+  REQUIRE(unanswered.size() == 1);
+  CHECK(unanswered[0].first == 2);
+  CHECK(unanswered[0].unknown_upto == 3);
+  CHECK(unanswered[0].last == 3);
+}
+
+TEST_CASE("writes sent whole are unknown when parker goes away without a word", "[client][core][write]") {
+  Session s(5, 65536, {}, protocol::kMinorWritesHandled);
+  REQUIRE(s.client.write({7}, "+a\r\n").ok());
+  REQUIRE(s.client.write({8}, "+b\r\n").ok());
+  s.client.flush();
+  REQUIRE(pump_until(s.fake, [&] { return s.fake.frames().size() >= 2; }));
+  s.fake.close_connection();  // as a SIGKILLed parker
+  REQUIRE(run_until(s.client, &s.fake, [&] { return !s.recorder.disconnected.empty(); }));
+  REQUIRE(s.recorder.unanswered.size() == 1);
+  CHECK(s.recorder.unanswered[0].first == 1);
+  CHECK(s.recorder.unanswered[0].unknown_upto == 2);
+  CHECK(s.recorder.unanswered[0].last == 2);
+}
+
+TEST_CASE("writes never framed when the session ends are reported not sent", "[client][core][write]") {
+  Session s(5, 65536, {}, 1);
+  REQUIRE(s.client.write({7}, "+a\r\n").ok());  // queued; flush() never ran
+  s.fake.close_connection();
+  REQUIRE(run_until(s.client, &s.fake, [&] { return !s.recorder.disconnected.empty(); }));
+  REQUIRE(s.recorder.unanswered.size() == 1);
+  CHECK(s.recorder.unanswered[0].first == 1);
+  CHECK(s.recorder.unanswered[0].unknown_upto == 0);
+  CHECK(s.recorder.unanswered[0].last == 1);
+}
+
+TEST_CASE("a session whose writes were all answered reports none unanswered", "[client][core][write]") {
+  Session s(5, 65536, {}, protocol::kMinorWritesHandled);
+  REQUIRE(s.client.write({7}, "+a\r\n").ok());
+  s.client.flush();
+  REQUIRE(pump_until(s.fake, [&] { return !s.fake.frames().empty(); }));
+  s.fake.send(protocol::WriteResult{1, 1, {}});
+  s.fake.send(protocol::ErrorMessage{protocol::ErrorCode::shutting_down, true, 1, "parker is shutting down"});
+  REQUIRE(run_until(s.client, &s.fake, [&] { return !s.recorder.disconnected.empty(); }));
+  CHECK(s.recorder.write_results.size() == 1);
+  CHECK(s.recorder.unanswered.empty());
+}

@@ -282,3 +282,49 @@ TEST_CASE("a malformed WRITE gets bad_frame and changes nothing else", "[daemon]
   keeper.send(proto::Write{{1}, "+still\r\n"});
   CHECK(read_exactly(pair.client.get(), 8) == "+still\r\n");
 }
+
+TEST_CASE("1.3: a stopping parker answers each WRITE it read and names the last one in its fatal ERROR",
+          "[daemon][write][shutdown]") {
+  ParkerProcess parker;
+  TcpListener listener;
+  RawOwner owner(parker.socket_path());
+  REQUIRE(owner.hello("web", 1, proto::kMinorWritesHandled));
+  auto a = listener.pair();
+  owner.park({{1, 0, 0, "a"}}, {a.server.get()});
+  REQUIRE(owner.wait_for([&] { return owner.inbox().parked == 1; }));
+  a.server.reset();
+
+  // WRITEs in parker's socket when the signal comes, and more after it, as an owner that has
+  // not heard yet keeps sending them. Whatever parker read it answered before its ERROR, and
+  // it read nothing after: the ERROR's count is exactly the results that came before it.
+  auto payload = [](int i) {
+    std::string n = std::to_string(10000 + i);
+    return "+m" + n + "\r\n";
+  };
+  int sent = 0;
+  for (; sent < 200; ++sent) owner.send(proto::Write{{1}, payload(sent)});
+  parker.process().signal(SIGTERM);
+  for (int round = 0; round < 2000 && !owner.inbox().eof; ++round) {
+    owner.send(proto::Write{{1}, payload(sent++)});
+    owner.poll_once(1ms);  // reads what parker sent meanwhile
+  }
+  REQUIRE(owner.wait_for_eof());
+  INFO(sent << " WRITEs sent; " << owner.inbox().write_results.size() << " results, " << owner.inbox().wakes.size()
+            << " wakes");
+  REQUIRE_FALSE(owner.inbox().errors.empty());
+  const proto::ErrorMessage& end = owner.inbox().errors.back();
+  CHECK(end.code == proto::ErrorCode::shutting_down);
+  CHECK(end.fatal);
+  const auto& results = owner.inbox().write_results;
+  CHECK(end.id == results.size());
+  std::uint64_t written = 0;
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    CHECK(results[i].write == i + 1);
+    written += results[i].written;
+  }
+  INFO(sent << " WRITEs sent, " << results.size() << " handled, " << written << " written before the shutdown wake");
+  // What parker wrote is exactly the first `written` payloads, in order; the rest the owner delivers.
+  std::string expected;
+  for (std::uint64_t i = 0; i < written; ++i) expected += payload(static_cast<int>(i));
+  CHECK(read_exactly(a.client.get(), expected.size() + 1, 500ms) == expected);  // and nothing after
+}

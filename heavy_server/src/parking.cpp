@@ -225,8 +225,8 @@ void Parking::connected(std::size_t shard, const parker::protocol::Welcome& welc
   }
 }
 
-// Writes in flight on the shard have been reported already (unknown outcome: see
-// write_result). Its connections stay indexed: a parker that comes back (restarted with its
+// Writes in flight on the shard have been reported already (not sent, or unknown when parker
+// died: see write_result). Its connections stay indexed: a parker that comes back (restarted with its
 // keeper, or taken over) still holds them, and its next inventory says which.
 void Parking::disconnected(std::size_t shard, parker::Error error, std::chrono::milliseconds retry_in) {
   ShardState& state = shards_[shard];
@@ -637,15 +637,19 @@ void Parking::write_result(const parker::ShardedWriteResult& result) {
   for (std::uint64_t id : result.not_parked) {
     if (ParkedSubscriber* s = stand_in_of(id)) s->keep_returned(w.payload, false);
   }
-  // Its shard had no session to take the WRITE: kept here, and recalled (now, or when that
-  // shard is back) so it is delivered.
+  // Parker never handled it: its shard had no session to take the WRITE, or the session
+  // ended before parker got to it (a hand-over, parker stopping: protocol 1.3 says how far it
+  // got). Kept here, and recalled (now, or when that shard is back) so it is delivered, ahead
+  // of anything newer (what is kept stops write-through to the connection).
   for (std::uint64_t id : result.not_sent) {
     if (ParkedSubscriber* s = stand_in_of(id)) s->keep_returned(w.payload, true);
   }
-  // Its shard's session ended first: parker made it or not, nobody can say. Counted as made
-  // (at most once: a message is never sent twice).
+  // The shard's parker died with it (or one before protocol 1.3 ended the session without
+  // saying how far it got): made or not, nobody can say. Counted as made — at most once: a
+  // message is never sent twice, but may be lost here.
   if (!result.unknown.empty()) {
-    spdlog::warn("write-through of a message to {} parked client(s) unanswered when a session with parker ended",
+    spdlog::warn("write-through of a message to {} parked client(s) unanswered when a session with parker ended "
+                 "(parker gone): it may not have been delivered",
                  result.unknown.size());
   }
   for (std::uint64_t id : w.ids) {

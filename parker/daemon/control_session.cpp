@@ -577,8 +577,9 @@ void ControlSession::pump() {
   for (;;) {
     encode_pending();
     if (finishing_ && pending_wakes_.empty() && !goodbye_queued_) {
-      send_error(ErrorCode::shutting_down, true, 0, "parker is shutting down");
+      // From here on nothing is read (input_paused): the count in the ERROR is final.
       goodbye_queued_ = true;
+      send_error(ErrorCode::shutting_down, true, last_write_handled(), "parker is shutting down");
     }
     auto result = out_.flush(fd_.get());
     take_flush_result(result);
@@ -603,7 +604,17 @@ void ControlSession::pump() {
 // ---- lifecycle -----------------------------------------------------------------------------
 
 bool ControlSession::input_paused() const noexcept {
-  return out_.queued_bytes() >= kOutputHighWater || out_.queued_returned_fds() >= kReturnedFdsHighWater;
+  // After the shutdown ERROR is queued parker reads nothing more: a WRITE read then would be
+  // answered after the end of the session, which the owner never reads.
+  return goodbye_queued_ || out_.queued_bytes() >= kOutputHighWater ||
+         out_.queued_returned_fds() >= kReturnedFdsHighWater;
+}
+
+// 1.3: what a fatal ERROR tells the owner (docs/PROTOCOL.md, "1.3: how far parker got"). Every
+// WRITE read was handled at once and its WRITE_RESULT queued ahead of the ERROR; nothing is
+// read after it, so every WRITE numbered above this was never handled.
+std::uint64_t ControlSession::last_write_handled() const noexcept {
+  return minor_ >= protocol::kMinorWritesHandled ? writes_handled_ : 0;
 }
 
 void ControlSession::update_poll() {
@@ -634,7 +645,7 @@ void ControlSession::fail(ErrorCode code, std::string text) {
     spdlog::debug("session {}: closing: {}: {}", id_, protocol::to_string(code), text);
   }
   confirm_parks();
-  send_error(code, true, 0, std::move(text));
+  send_error(code, true, last_write_handled(), std::move(text));
   if (core_.keeper == nullptr || core_.keeper->caught_up() || core_.keeper->flush()) {
     auto result = out_.flush(fd_.get());  // best effort: the peer may not be reading
     take_flush_result(result);

@@ -139,6 +139,7 @@ class ControlSession {
   void give_back_credit();
   void update_poll();
   [[nodiscard]] bool input_paused() const noexcept;
+  [[nodiscard]] std::uint64_t last_write_handled() const noexcept;
 
   CoreContext& core_;
   uv_poll_t poll_{};

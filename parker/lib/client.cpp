@@ -52,8 +52,10 @@ void Client::attempt_connection() {
   welcome_.minor = 0;  // 1.0 rules until parker says otherwise
   parks_sent_ = wakes_received_ = acknowledged_ = ack_sent_ = 0;
   inventory_wanted_ = false;
-  queued_writes_.clear();  // for the old session; their outcome is unknown (see write())
-  writes_queued_ = 0;
+  queued_writes_.clear();  // the old session's: reported by take_unanswered_writes()
+  writes_queued_ = writes_answered_ = 0;
+  write_frames_.clear();
+  parker_handled_writes_.reset();
   state_ = State::waiting;
   OutgoingMessage hello;
   protocol::encode(protocol::Hello{protocol::kVersionMajor, options_.max_minor, pool_}, hello.bytes);
@@ -81,12 +83,18 @@ void Client::fail_attempt(Error why) {
 void Client::disconnect(Error why, Ending ending) {
   const bool was_leaving = state_ == State::leaving;
   if (ending == Ending::by_us) tell_parker_what_we_adopted();
+  // While the send queue still says which frames left whole.
+  const std::optional<UnansweredWrites> unanswered = take_unanswered_writes();
   std::vector<RejectedPark> returned = drop_connection(ending);
   // Not connected from here on (a park() from a callback gets ENOTCONN). Give the fds back
-  // before anything else can happen, then report the disconnection.
+  // before anything else can happen, then the writes' outcome, then the disconnection.
   state_ = State::backing_off;
   return_parks(std::move(returned));
   if (state_ == State::idle) return;  // an on_rejected callback called close()
+  if (unanswered && callbacks_.on_writes_unanswered) {
+    callbacks_.on_writes_unanswered(*unanswered);
+    if (state_ == State::idle) return;  // it called close()
+  }
   if (was_leaving) {
     end_leaving(why);
     return;

@@ -47,10 +47,7 @@ void Client::dispatch(protocol::Frame& frame) {
       if (exactly_once()) return handle_wake(std::get<protocol::Wake>(message), frame.fds);
       break;
     case protocol::MessageType::write_result:
-      if (exactly_once()) {
-        if (callbacks_.on_write_result) callbacks_.on_write_result(std::get<protocol::WriteResult>(message));
-        return;
-      }
+      if (exactly_once()) return handle_write_result(std::get<protocol::WriteResult>(message));
       break;
     case protocol::MessageType::rejected: handle_rejected(std::get<protocol::Rejected>(message), frame.fds); return;
     case protocol::MessageType::closed: handle_closed(std::get<protocol::Closed>(message)); return;
@@ -194,6 +191,8 @@ void Client::handle_closed(const protocol::Closed& closed) {
 
 void Client::handle_error(const protocol::ErrorMessage& error) {
   const std::uint64_t generation = generation_;
+  // 1.3: parker ends the session and says how far it got with our writes.
+  if (error.fatal && welcome_.minor >= protocol::kMinorWritesHandled) parker_handled_writes_ = error.id;
   if (callbacks_.on_error) callbacks_.on_error(error);
   if (error.fatal && generation_ == generation) disconnect(Error{ECONNABORTED});
 }

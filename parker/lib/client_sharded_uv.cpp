@@ -76,6 +76,7 @@ ClientCallbacks UvShardedClient::callbacks_for(std::size_t index) {
   };
   cb.on_inventory = [this, index](const protocol::InventoryReply& reply) { inventory(index, reply); };
   cb.on_write_result = [this, index](const protocol::WriteResult& r) { write_answered(index, r); };
+  cb.on_writes_unanswered = [this, index](const UnansweredWrites& w) { writes_unanswered(index, w); };
   cb.on_left = [this, index](Error e) { shard_left(index, e); };
   return cb;
 }
@@ -233,7 +234,23 @@ void UvShardedClient::write_answered(std::size_t index, const protocol::WriteRes
   deliver_writes();
 }
 
-// The shard's session ended: its parts in flight will never be answered.
+// The shard's session ended before parker answered these: each part is not sent when parker
+// is known not to have handled it, else unknown (see UnansweredWrites).
+void UvShardedClient::writes_unanswered(std::size_t index, const UnansweredWrites& w) {
+  Shard& shard = shards_[index];
+  while (!shard.writes.empty() && shard.writes.front().shard_number <= w.last) {
+    WritePart part = std::move(shard.writes.front());
+    shard.writes.pop_front();
+    PendingWrite& pending = pending_writes_[part.write - first_pending_];
+    auto& outcome = part.shard_number <= w.unknown_upto ? pending.result.unknown : pending.result.not_sent;
+    outcome.insert(outcome.end(), part.ids.begin(), part.ids.end());
+    --pending.parts_left;
+  }
+  deliver_writes();
+}
+
+// The shard's session ended: its parts in flight will never be answered (the client reported
+// them through writes_unanswered already; this is for any it did not).
 void UvShardedClient::writes_lost(std::size_t index) {
   Shard& shard = shards_[index];
   if (shard.writes.empty()) return;

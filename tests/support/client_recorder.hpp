@@ -20,6 +20,8 @@ struct ClientRecorder {
   std::vector<std::uint64_t> parked;         // 1.1: confirmed park ids, in order
   std::vector<protocol::InventoryReply> inventory;
   std::vector<Error> left;                   // after leave()
+  std::vector<protocol::WriteResult> write_results;  // 1.1
+  std::vector<UnansweredWrites> unanswered;          // 1.1: writes a session ended without answering
 
   // Callbacks that append to the vectors above; `extra` runs after each, if set.
   ClientCallbacks callbacks() {
@@ -34,6 +36,8 @@ struct ClientRecorder {
     c.on_parked = [this](std::uint64_t id) { parked.push_back(id); };
     c.on_inventory = [this](const protocol::InventoryReply& r) { inventory.push_back(r); };
     c.on_left = [this](Error e) { left.push_back(e); };
+    c.on_write_result = [this](const protocol::WriteResult& r) { write_results.push_back(r); };
+    c.on_writes_unanswered = [this](const UnansweredWrites& w) { unanswered.push_back(w); };
     return c;
   }
 };

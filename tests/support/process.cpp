@@ -17,7 +17,12 @@ extern char** environ;
 
 namespace parker::test {
 
-std::string program_path(const std::string& name) { return std::string(PARKER_BIN_DIR) + "/" + name; }
+// PARKER_TEST_BIN_DIR runs the tests against other builds of the programs (an older commit's,
+// to see a test fail before its fix).
+std::string program_path(const std::string& name) {
+  const char* dir = std::getenv("PARKER_TEST_BIN_DIR");
+  return std::string(dir != nullptr && *dir != '\0' ? dir : PARKER_BIN_DIR) + "/" + name;
+}
 
 namespace {
 

@@ -16,7 +16,7 @@ namespace parker::test {
 
 using namespace std::chrono_literals;
 
-// Path of a program built by this project: build/bin/<name>.
+// Path of a program built by this project: build/bin/<name> (or $PARKER_TEST_BIN_DIR/<name>).
 [[nodiscard]] std::string program_path(const std::string& name);
 
 struct SpawnOptions {

@@ -131,6 +131,20 @@ struct RejectedPark {
   [[nodiscard]] std::string describe() const;
 };
 
+// 1.1: the writes of a session that ended before parker answered them, numbers first..last
+// (write()'s numbers), oldest first, split by what is known of each:
+//   * first..unknown_upto: unknown — their frames reached parker's socket whole and parker
+//     may or may not have handled them (it died, or ended the session without saying how far
+//     it got: a parker before 1.3, or its last frames never arrived). Nobody can say now.
+//   * unknown_upto+1..last: not sent — parker never handled them: they never left whole, or
+//     (1.3) parker's fatal ERROR said it had handled only those before. Nothing was written
+//     to any of their ids: deliver them yourself, or write them again on the next session.
+struct UnansweredWrites {
+  std::uint64_t first = 0;
+  std::uint64_t unknown_upto = 0;  // first - 1: none is unknown
+  std::uint64_t last = 0;
+};
+
 // What the program hears from the client. Every member may be left empty; fds handed to an
 // empty callback are closed.
 struct ClientCallbacks {
@@ -159,6 +173,9 @@ struct ClientCallbacks {
   // not parked (woken meanwhile, closed, never parked): nothing was written to them, the
   // program delivers the payload itself. Results come in the order of the writes.
   std::function<void(const protocol::WriteResult&)> on_write_result;
+  // 1.1: the session ended with writes unanswered (see UnansweredWrites); called once per
+  // session that had any, before on_disconnected (or on_left). Not after close().
+  std::function<void(const UnansweredWrites&)> on_writes_unanswered;
   // After leave(): the session is over; ok when parker confirmed everything (GOODBYE),
   // else why it ended first. No reconnect follows.
   std::function<void(Error)> on_left;
@@ -246,7 +263,9 @@ class Client {
   // comes through on_write_result. A connection that cannot take it all comes back woken
   // (write_blocked) with the rest in WokenConnection::unsent. ENOTSUP on a 1.0 session,
   // EMSGSIZE for a payload out of range, EINVAL for no ids. A write in flight when the
-  // session ends has an unknown outcome (parker may or may not have handled it).
+  // session ends is reported through on_writes_unanswered: not sent when parker is known not
+  // to have handled it (1.3: parker ended the session and said how far it got; or its frame
+  // never left whole), else unknown (parker died with it, or a parker before 1.3).
   Error write(std::vector<std::uint64_t> ids, std::string payload, std::uint64_t* number = nullptr);
   // 1.1: declares (replaces; no rules: removes) keep-alive rule set `set` (1..15) of the
   // pool, for parks that name it (ParkOptions::keepalive_set). Sent at once, so before
@@ -285,7 +304,7 @@ class Client {
   [[nodiscard]] State state() const noexcept { return state_; }
   [[nodiscard]] bool connected() const noexcept { return state_ == State::ready; }
   [[nodiscard]] std::uint32_t credit() const noexcept { return credit_; }
-  // The protocol minor version of the current session (0 or 1).
+  // The protocol minor version of the current session (0 to kOwnerMinor).
   [[nodiscard]] std::uint16_t protocol_minor() const noexcept { return welcome_.minor; }
   [[nodiscard]] bool exactly_once() const noexcept { return welcome_.minor >= protocol::kMinorExactlyOnce; }
   // 1.1: parks sent (or queued) that parker has not confirmed yet.
@@ -339,6 +358,8 @@ class Client {
   void handle_parked(const protocol::Parked& parked);
   void handle_reclaim(const protocol::Reclaim& reclaim);
   void handle_goodbye();
+  void handle_write_result(const protocol::WriteResult& result);
+  [[nodiscard]] std::optional<UnansweredWrites> take_unanswered_writes();  // client_write_through.cpp
 
   ClientCallbacks callbacks_;
   ClientLoop* loop_;
@@ -378,6 +399,12 @@ class Client {
   // 1.1 write-through: WRITE frames queued, in order, for flush() (after the parks).
   std::vector<protocol::Write> queued_writes_;
   std::uint64_t writes_queued_ = 0;  // WRITE frames queued on this session (their numbers)
+  std::uint64_t writes_answered_ = 0;  // the number of the last WRITE_RESULT (they come in order)
+  // The send queue's number of the frame of each WRITE framed and not answered yet, in order
+  // (the first is write writes_answered_ + 1): which of them left whole.
+  std::deque<std::uint64_t> write_frames_;
+  // 1.3: the number of the last WRITE parker handled, from the fatal ERROR that ended the session.
+  std::optional<std::uint64_t> parker_handled_writes_;
 };
 
 [[nodiscard]] std::string_view to_string(Client::State state);

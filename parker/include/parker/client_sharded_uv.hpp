@@ -16,7 +16,8 @@
 //     id goes to it, known or not: one shard behaves exactly as one UvClient.
 //   * write() splits the ids by shard: one WRITE per shard, one result (on_write_result)
 //     when every part is answered, results in the order of the writes. What could not be
-//     written is said per id (see ShardedWriteResult).
+//     written is said per id (see ShardedWriteResult). A part whose session ends unanswered
+//     is not_sent or unknown, as Client says of it (UnansweredWrites).
 //   * acknowledge(), request_inventory() and declare_keepalive_rules() are per session, so
 //     per shard: the callbacks that start them (on_connected, on_wake) name the shard.
 //   * A shard that goes away costs only its share: its unconfirmed parks come back through
@@ -60,10 +61,13 @@ struct ShardedWriteResult {
   // delivers the payload itself, as with one parker.
   std::vector<std::uint64_t> not_parked;
   // Not sent: no shard is known to hold the id, or its shard had no session (or refused to
-  // queue the WRITE). Nothing was written to them.
+  // queue the WRITE), or the part's session ended and parker is known not to have handled it
+  // (UnansweredWrites: its frame never left whole, or a 1.3 parker ended the session after
+  // fewer writes). Nothing was written to them: deliver them yourself.
   std::vector<std::uint64_t> not_sent;
-  // The part's session ended before parker answered: written or not, nobody can say now
-  // (as with one parker, a write in flight when the session ends has an unknown outcome).
+  // The part's session ended before parker answered, and parker may have handled it: it
+  // died (SIGKILL, a crash), or ended the session without saying how far it got (before 1.3).
+  // Written or not, nobody can say now.
   std::vector<std::uint64_t> unknown;
 };
 
@@ -162,6 +166,7 @@ class UvShardedClient {
   void forget_on(std::uint64_t id, std::size_t index);
   void inventory(std::size_t index, const protocol::InventoryReply& reply);
   void write_answered(std::size_t index, const protocol::WriteResult& result);
+  void writes_unanswered(std::size_t index, const UnansweredWrites& w);
   void writes_lost(std::size_t index);
   void deliver_writes();
   void shard_left(std::size_t index, Error error);

@@ -27,16 +27,20 @@
 namespace parker::protocol {
 
 inline constexpr std::uint16_t kVersionMajor = 1;
-inline constexpr std::uint16_t kVersionMinor = 2;
+inline constexpr std::uint16_t kVersionMinor = 3;
 // The first minor version with acknowledged wakes, confirmed parks, INVENTORY, GOODBYE and
 // credit reclaim.
 inline constexpr std::uint16_t kMinorExactlyOnce = 1;
 // The first minor version whose hand-over to a successor also carries parker's cumulative
 // counters (COUNTERS). A successor that says HELLO 1.1 gets the 1.1 hand-over.
 inline constexpr std::uint16_t kMinorHandoverState = 2;
+// The first minor version in which parker, ending a session itself, says how far it got: its
+// fatal ERROR carries in `id` the number of the last WRITE it handled (it reads nothing after
+// deciding to end the session), so every later WRITE is known not to have been handled.
+inline constexpr std::uint16_t kMinorWritesHandled = 3;
 // The highest minor with anything for an owner: what the client library offers by default
-// (1.2 only adds parker-to-parker messages, so an owner session stays 1.1).
-inline constexpr std::uint16_t kOwnerMinor = 1;
+// (1.2 only added parker-to-parker messages; 1.3 adds the WRITE count of a fatal ERROR).
+inline constexpr std::uint16_t kOwnerMinor = 3;
 
 inline constexpr std::size_t kHeaderSize = 8;
 inline constexpr std::size_t kMaxFrameBody = 16u << 20;   // 16 MiB
@@ -161,7 +165,9 @@ struct Welcome {
 struct ErrorMessage {
   ErrorCode code{};
   bool fatal = false;
-  std::uint64_t id = 0;  // the id concerned, or 0
+  // The id concerned, or 0. 1.3, a fatal ERROR: the number of the last WRITE parker handled
+  // on this session (0: none); it handled none after it.
+  std::uint64_t id = 0;
   std::string text;
   friend bool operator==(const ErrorMessage&, const ErrorMessage&) = default;
 };
