@@ -1,6 +1,6 @@
 // RawSession: an owner session with parker that speaks the wire protocol itself (codec,
 // SendQueue, FrameReader: the pieces parker::Client is built from) at the minor version it
-// is told, 0 or 1. It exists because the client library always offers 1.1, and the bench
+// is told, 0 or 1. It exists because the client library offers 1.1 or later, and the bench
 // must measure a 1.0 session through the same parker to show what acknowledgements cost.
 //
 // It mirrors the part of parker::Client the bench uses (connect, park, recall, flush,

@@ -32,7 +32,7 @@ struct Session11 {
     REQUIRE(pump_until(fake, [&] { return !fake.frames().empty(); }));
     auto hello = fake.take<protocol::Hello>();
     REQUIRE(hello.size() == 1);
-    CHECK(hello[0].first.minor == protocol::kOwnerMinor);  // the library offers 1.1
+    CHECK(hello[0].first.minor == protocol::kOwnerMinor);  // the library offers its highest owner minor
     fake.welcome(credit, 65536, 1, protocol::kMinorExactlyOnce);
     REQUIRE(run_until(client, &fake, [&] { return client.connected(); }));
     REQUIRE(client.exactly_once());
