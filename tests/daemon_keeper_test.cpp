@@ -21,32 +21,6 @@ using proto::WakeReason;
 
 namespace {
 
-// Reads exactly `n` bytes within `timeout` (fewer on timeout or EOF).
-std::string read_exactly(int fd, std::size_t n, std::chrono::milliseconds timeout = 10s) {
-  std::string out;
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (out.size() < n) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    pollfd p{fd, POLLIN, 0};
-    if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
-    char buf[65536];
-    ssize_t got = ::recv(fd, buf, std::min(sizeof buf, n - out.size()), MSG_DONTWAIT);
-    if (got <= 0) break;
-    out.append(buf, static_cast<std::size_t>(got));
-  }
-  return out;
-}
-
-// Everything readable now, until the socket has been quiet for `quiet`.
-std::string drain(int fd, std::chrono::milliseconds quiet = 200ms) {
-  std::string out;
-  for (;;) {
-    std::string more = read_text(fd, quiet, 1 << 20);
-    if (more.empty()) return out;
-    out += more;
-  }
-}
-
 // Writes all of `bytes` to a socket within `timeout`, EAGAIN and short writes included.
 bool write_all(int fd, std::string_view bytes, std::chrono::milliseconds timeout = 10s) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -291,7 +265,7 @@ TEST_CASE("a held wake's unsent bytes survive a SIGKILL of parker and reach the 
   CHECK(in_socket + wake.record.unsent == accepted);
   const std::string next = "+next message\r\n";
   std::string rest;
-  std::thread reader([&] { rest = read_exactly(pair.client.get(), unsent.size() + next.size()); });
+  std::thread reader([&] { rest = read_exactly(pair.client.get(), unsent.size() + next.size(), 10s); });
   bool written = write_all(wake.fd.get(), wake.record.unsent) && write_all(wake.fd.get(), next);
   reader.join();
   REQUIRE(written);
@@ -359,7 +333,7 @@ TEST_CASE("a connection parked and woken write_blocked in one batch keeps its un
   CHECK(wake.record.reason == WakeReason::write_blocked);
   CHECK(wake.record.unsent == payload);
   std::string rest;
-  std::thread reader([&] { rest = read_exactly(pair.client.get(), in_socket_before.size() + payload.size()); });
+  std::thread reader([&] { rest = read_exactly(pair.client.get(), in_socket_before.size() + payload.size(), 10s); });
   bool written = write_all(wake.fd.get(), wake.record.unsent);
   reader.join();
   REQUIRE(written);

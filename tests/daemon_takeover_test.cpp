@@ -51,14 +51,6 @@ void all_come_back(RawOwner& owner, Parked& parked) {
   }
 }
 
-// Gone, or a zombie no one has reaped yet (it was re-parented when its parent exited).
-bool gone(pid_t pid) {
-  if (::kill(pid, 0) != 0) return true;
-  std::string stat = run_command("cat /proc/" + std::to_string(pid) + "/stat").output;
-  std::size_t paren = stat.rfind(')');
-  return paren == std::string::npos || (paren + 2 < stat.size() && stat[paren + 2] == 'Z');
-}
-
 long long metric_of(RawOwner& owner, const std::string& name) {
   owner.inbox().stats.clear();
   owner.send(proto::StatsRequest{});
@@ -170,17 +162,11 @@ TEST_CASE("take-over: SIGUSR2 starts the successor which takes every connection"
   CHECK(exit_code(*status) == 0);
   // The successor is not our child (and SO_PEERCRED names whoever called listen(), the old
   // parker): found by its command line, and stopped whatever happens below.
-  auto found = run_command("pgrep -f -- '--socket " + socket + " --take-over'");
-  REQUIRE(found.code == 0);
-  pid_t successor = static_cast<pid_t>(std::stol(found.output));
+  auto found = find_take_over_parker(socket);
+  REQUIRE(found.has_value());
+  pid_t successor = *found;
   REQUIRE(successor != old_parker.pid());
-  struct StopAtEnd {
-    pid_t pid;
-    ~StopAtEnd() {
-      ::kill(pid, SIGTERM);
-      eventually([&] { return gone(pid); }, 20s);
-    }
-  } stop{successor};
+  StrayProcess stop(successor, SIGTERM);
   RawOwner again(socket);
   auto welcome = again.hello("web", proto::kVersionMajor, 1);
   REQUIRE(welcome.has_value());
@@ -264,16 +250,10 @@ TEST_CASE("take-over: the successor continues the old parker's counters and so d
   status = successor.wait(20s);
   REQUIRE(status.has_value());
   CHECK(exit_code(*status) == 0);
-  auto found = run_command("pgrep -f -- '--socket " + socket + " --take-over'");
-  REQUIRE(found.code == 0);
-  pid_t next = static_cast<pid_t>(std::stol(found.output));
-  struct StopAtEnd {
-    pid_t pid;
-    ~StopAtEnd() {
-      ::kill(pid, SIGTERM);
-      eventually([&] { return gone(pid); }, 20s);
-    }
-  } stop{next};
+  auto found = find_take_over_parker(socket);
+  REQUIRE(found.has_value());
+  pid_t next = *found;
+  StrayProcess stop(next, SIGTERM);
   RawOwner third(socket);
   REQUIRE(third.hello("web", proto::kVersionMajor, 1));
   CounterReading last = read_counters(third);

@@ -19,32 +19,6 @@ namespace {
 const std::string kPing = "*1\r\n$4\r\nPING\r\n";
 const std::string kPong = "+PONG\r\n";
 
-// Reads exactly `n` bytes within `timeout` (fewer on timeout or EOF).
-std::string read_exactly(int fd, std::size_t n, std::chrono::milliseconds timeout = 5s) {
-  std::string out;
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (out.size() < n) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    pollfd p{fd, POLLIN, 0};
-    if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
-    char buf[65536];
-    ssize_t got = ::recv(fd, buf, std::min(sizeof buf, n - out.size()), MSG_DONTWAIT);
-    if (got <= 0) break;
-    out.append(buf, static_cast<std::size_t>(got));
-  }
-  return out;
-}
-
-// Everything readable now, until the socket has been quiet for `quiet`.
-std::string drain(int fd, std::chrono::milliseconds quiet = 200ms) {
-  std::string out;
-  for (;;) {
-    std::string more = read_text(fd, quiet, 1 << 20);
-    if (more.empty()) return out;
-    out += more;
-  }
-}
-
 std::uint8_t with_set(std::uint8_t set, std::uint8_t flags = 0) {
   return static_cast<std::uint8_t>(flags | (set << proto::kKeepaliveSetShift));
 }

@@ -56,7 +56,6 @@ class Arrivals {
   std::thread thread_;
 };
 
-bool gone(pid_t pid) { return ::kill(pid, 0) != 0; }
 
 }  // namespace
 
@@ -91,16 +90,10 @@ TEST_CASE("heavy: parker replaced by --take-over and then by SIGUSR2 under 500 p
   status = successor.wait(30s);
   REQUIRE(status.has_value());
   CHECK(parker::test::exit_code(*status) == 0);
-  auto found = parker::test::run_command("pgrep -f -- '--socket " + socket + " --take-over'");
-  REQUIRE(found.code == 0);
-  const pid_t third = static_cast<pid_t>(std::stol(found.output));
-  struct StopAtEnd {
-    pid_t pid;
-    ~StopAtEnd() {
-      ::kill(pid, SIGTERM);
-      eventually([&] { return gone(pid); }, 20s);
-    }
-  } stop_third{third};
+  auto found = parker::test::find_take_over_parker(socket);
+  REQUIRE(found.has_value());
+  const pid_t third = *found;
+  parker::test::StrayProcess stop_third(third, SIGTERM);
   REQUIRE(third != successor.pid());
 
   for (auto& c : clients) c->send({"CLIENT", "GETNAME"});

@@ -124,7 +124,6 @@ Received check_received(const std::string& output, long total) {
   return r;
 }
 
-bool gone(pid_t pid) { return ::kill(pid, 0) != 0; }
 
 // Waits (bounded) until the parker on `socket` has written `more` more payloads through: heavy_server
 // has a session with it again and writes through it (its counters continue across a hand-over).
@@ -193,16 +192,10 @@ TEST_CASE("heavy: 200 parked redis-cli subscribers get every message once and in
   status = successor.wait(30s);
   REQUIRE(status.has_value());
   CHECK(parker::test::exit_code(*status) == 0);
-  auto found = parker::test::run_command("pgrep -f -- '--socket " + socket + " --take-over'");
-  REQUIRE(found.code == 0);
-  const pid_t third = static_cast<pid_t>(std::stol(found.output));
-  struct StopAtEnd {
-    pid_t pid;
-    ~StopAtEnd() {
-      ::kill(pid, SIGKILL);
-      eventually([&] { return gone(pid); }, 20s);
-    }
-  } stop_third{third};
+  auto found = parker::test::find_take_over_parker(socket);
+  REQUIRE(found.has_value());
+  const pid_t third = *found;
+  parker::test::StrayProcess stop_third(third, SIGKILL);
   REQUIRE(third != successor.pid());
   REQUIRE(publisher.advance(200));
   REQUIRE(writing_through(socket, 20L * kSubscribers));
@@ -210,7 +203,7 @@ TEST_CASE("heavy: 200 parked redis-cli subscribers get every message once and in
 
   // 3: SIGTERM: the last parker hands every parked subscriber back to heavy_server and exits.
   REQUIRE(::kill(third, SIGTERM) == 0);
-  REQUIRE(eventually([&] { return gone(third); }, 30s));
+  REQUIRE(eventually([&] { return parker::test::gone(third); }, 30s));
   REQUIRE(publisher.advance(200));
   publisher.stop();
   const long total = publisher.published();

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -416,6 +417,32 @@ inline std::string read_text(int fd, std::chrono::milliseconds timeout = 5s, std
   ssize_t n = ::recv(fd, out.data(), max, MSG_DONTWAIT);
   out.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
   return out;
+}
+
+// Reads exactly `n` bytes within `timeout` (fewer on timeout or EOF).
+inline std::string read_exactly(int fd, std::size_t n, std::chrono::milliseconds timeout = 5s) {
+  std::string out;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (out.size() < n) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    pollfd p{fd, POLLIN, 0};
+    if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+    char buf[65536];
+    ssize_t got = ::recv(fd, buf, std::min(sizeof buf, n - out.size()), MSG_DONTWAIT);
+    if (got <= 0) break;
+    out.append(buf, static_cast<std::size_t>(got));
+  }
+  return out;
+}
+
+// Everything readable now, until the socket has been quiet for `quiet`.
+inline std::string drain(int fd, std::chrono::milliseconds quiet = 200ms) {
+  std::string out;
+  for (;;) {
+    std::string more = read_text(fd, quiet, 1 << 20);
+    if (more.empty()) return out;
+    out += more;
+  }
 }
 
 // True when the peer of `fd` has closed it (EOF after any data).

@@ -174,4 +174,22 @@ CommandResult run_command(const std::string& command_line, std::chrono::millisec
   return {exit_code(*status), p.output()};
 }
 
+bool gone(pid_t pid) {
+  if (::kill(pid, 0) != 0) return true;
+  std::string stat = run_command("cat /proc/" + std::to_string(pid) + "/stat").output;
+  std::size_t paren = stat.rfind(')');
+  return paren == std::string::npos || (paren + 2 < stat.size() && stat[paren + 2] == 'Z');
+}
+
+std::optional<pid_t> find_take_over_parker(const std::string& socket) {
+  auto found = run_command("pgrep -f -- '--socket " + socket + " --take-over'");
+  if (found.code != 0) return std::nullopt;
+  return static_cast<pid_t>(std::stol(found.output));
+}
+
+StrayProcess::~StrayProcess() {
+  ::kill(pid_, stop_signal_);
+  eventually([&] { return gone(pid_); }, std::chrono::seconds(20));
+}
+
 }  // namespace parker::test

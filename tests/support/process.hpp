@@ -66,6 +66,27 @@ class Process {
 // Polls `condition` every few milliseconds until it holds or `timeout` passes.
 bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout = 10s);
 
+// Gone, or a zombie no one has reaped yet (it was re-parented when its parent exited).
+[[nodiscard]] bool gone(pid_t pid);
+
+// The parker running with `--take-over` on `socket` — the successor a SIGUSR2 started, which
+// is not our child — found by its command line; nullopt if there is none.
+[[nodiscard]] std::optional<pid_t> find_take_over_parker(const std::string& socket);
+
+// A process that is not our child, stopped whatever happens in the test: signalled with
+// `stop_signal` and waited for (20 s at most) when this goes out of scope.
+class StrayProcess {
+ public:
+  StrayProcess(pid_t pid, int stop_signal) : pid_(pid), stop_signal_(stop_signal) {}
+  ~StrayProcess();
+  StrayProcess(const StrayProcess&) = delete;
+  StrayProcess& operator=(const StrayProcess&) = delete;
+
+ private:
+  pid_t pid_;
+  int stop_signal_;
+};
+
 // A fresh directory under /tmp, removed with everything in it on destruction.
 class TempDir {
  public:
