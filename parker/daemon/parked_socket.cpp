@@ -41,6 +41,10 @@ SocketEvent probe_socket(int fd) noexcept {
       // A listening socket cannot be peeked at: readiness means a pending connection. Checked
       // here, on the rare event, rather than with one more syscall on every park.
       return is_listening(fd) ? SocketEvent::readable : SocketEvent::hangup;
+    case ENOTSOCK:
+      // Parked as checked (1.4) but not a socket: the owner was wrong. Hand it back rather
+      // than close what is the owner's.
+      return SocketEvent::readable;
     default:
       return SocketEvent::error;
   }

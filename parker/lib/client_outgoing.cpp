@@ -49,6 +49,8 @@ void Client::send_now(const protocol::Message& m) {
 
 void Client::encode_parks() {
   const bool keep_copies = exactly_once();
+  // park() checked each fd is a socket (ENOTSOCK): parker need not check again (1.4).
+  const std::uint8_t checked = welcome_.minor >= protocol::kMinorSocketChecked ? protocol::kSocketChecked : 0;
   std::size_t next = 0;
   while (next < queued_parks_.size()) {
     protocol::Park park;
@@ -59,6 +61,7 @@ void Client::encode_parks() {
       std::size_t size = protocol::encoded_size(queued.record);
       if (!park.records.empty() && body + size > protocol::kMaxFrameBody) break;
       body += size;
+      queued.record.flags |= checked;
       park.records.push_back(std::move(queued.record));
       if (keep_copies) {
         // Ours until parker confirms it: lent to the frame, kept in unconfirmed_.

@@ -298,7 +298,8 @@ DecodeError read_body(Reader& r, Park& m, std::size_t fds) {
     rec.flags = r.get<std::uint8_t>();
     auto len = r.get<std::uint32_t>();
     rec.blob = r.get_string(len);
-    if ((rec.flags & ~kKnownParkFlags11) != 0) return DecodeError::bad_value;
+    // socket_checked is decoded on every session; one before 1.4 refuses it (control_session.cpp).
+    if ((rec.flags & ~kKnownParkFlags14) != 0) return DecodeError::bad_value;
     m.records.push_back(std::move(rec));
   }
   return DecodeError::none;

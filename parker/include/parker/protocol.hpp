@@ -27,7 +27,7 @@
 namespace parker::protocol {
 
 inline constexpr std::uint16_t kVersionMajor = 1;
-inline constexpr std::uint16_t kVersionMinor = 3;
+inline constexpr std::uint16_t kVersionMinor = 4;
 // The first minor version with acknowledged wakes, confirmed parks, INVENTORY, GOODBYE and
 // credit reclaim.
 inline constexpr std::uint16_t kMinorExactlyOnce = 1;
@@ -38,9 +38,13 @@ inline constexpr std::uint16_t kMinorHandoverState = 2;
 // fatal ERROR carries in `id` the number of the last WRITE it handled (it reads nothing after
 // deciding to end the session), so every later WRITE is known not to have been handled.
 inline constexpr std::uint16_t kMinorWritesHandled = 3;
+// The first minor version with the `socket_checked` park flag: the owner says it has checked
+// that the fd is a socket, and parker skips its own check (one syscall per park).
+inline constexpr std::uint16_t kMinorSocketChecked = 4;
 // The highest minor with anything for an owner: what the client library offers by default
-// (1.2 only added parker-to-parker messages; 1.3 adds the WRITE count of a fatal ERROR).
-inline constexpr std::uint16_t kOwnerMinor = 3;
+// (1.2 only added parker-to-parker messages; 1.3 adds the WRITE count of a fatal ERROR; 1.4
+// the socket_checked park flag).
+inline constexpr std::uint16_t kOwnerMinor = 4;
 
 inline constexpr std::size_t kHeaderSize = 8;
 inline constexpr std::size_t kMaxFrameBody = 16u << 20;   // 16 MiB
@@ -134,6 +138,11 @@ inline constexpr std::uint8_t kKnownParkFlags = kWakeOnDeadline | kWakeOnHangup;
 inline constexpr std::uint8_t kKeepaliveSetMask = 0xf0;
 inline constexpr unsigned kKeepaliveSetShift = 4;
 inline constexpr std::uint8_t kKnownParkFlags11 = kKnownParkFlags | kKeepaliveSetMask;
+// 1.4: the owner has checked that the fd is a socket (S_ISSOCK), so parker need not. It rides
+// only in PARK: parker does not keep it (INVENTORY and HANDOVER never carry it). On a session
+// before 1.4 it is malformed, as it was before 1.4 existed.
+inline constexpr std::uint8_t kSocketChecked = 0x04;
+inline constexpr std::uint8_t kKnownParkFlags14 = kKnownParkFlags11 | kSocketChecked;
 [[nodiscard]] constexpr std::uint8_t keepalive_set_of(std::uint8_t flags) noexcept {
   return static_cast<std::uint8_t>(flags >> kKeepaliveSetShift);
 }
