@@ -220,3 +220,43 @@ TEST_CASE("in-process: one re-parked among several unacknowledged wakes: the res
   REQUIRE(parker.run_until([&] { return parker.metric("parker_client_fds") == 0; }, {owner.get()}));
   CHECK(parker.metric("parker_parked_connections") == 0);
 }
+
+TEST_CASE("in-process: an ACK that ends inside a WAKE frame lets go of exactly that many and the rest survive the owner",
+          "[daemon][inprocess]") {
+  std::size_t baseline = fd_baseline();
+  {
+    InProcessParker parker;
+    TcpListener listener;
+    auto first = parker.connect();
+    REQUIRE(parker.hello(*first, "pool", 1));
+    std::vector<TcpPair> pairs;
+    for (int i = 0; i < 4; ++i) pairs.push_back(listener.pair());
+    first->send(proto::Park{{{1, 0, 0, "a"}, {2, 0, 0, "b"}, {3, 0, 0, "c"}, {4, 0, 0, "d"}}},
+                std::vector<int>{pairs[0].server.get(), pairs[1].server.get(), pairs[2].server.get(),
+                                 pairs[3].server.get()});
+    for (auto& p : pairs) p.server.reset();
+    REQUIRE(parker.run_until([&] { return first->inbox().parked == 4; }, {first.get()}));
+    // One RECALL frame: the four wakes are decided in one go, so they leave in one WAKE frame.
+    first->send(proto::Recall{{1, 2, 3, 4}});
+    REQUIRE(parker.run_until([&] { return first->inbox().wakes.size() == 4; }, {first.get()}));
+    CHECK(parker.metric("parker_unacked_wakes") == 4);
+    first->send(proto::Ack{1});
+    REQUIRE(parker.run_until([&] { return parker.metric("parker_unacked_wakes") == 3; }, {first.get()}));
+    first->send(proto::Ack{1});  // the same count again changes nothing
+    first->send(proto::Ack{3});
+    REQUIRE(parker.run_until([&] { return parker.metric("parker_unacked_wakes") == 1; }, {first.get()}));
+    CHECK(parker.metric("parker_client_fds") == 1);
+    const std::uint64_t last_id = first->inbox().wakes[3].record.id;
+    const ino_t inode = inode_of(first->inbox().wakes[3].fd.get());
+    first.reset();  // dies: only the one it never acknowledged comes back
+    auto second = parker.connect();
+    REQUIRE(parker.hello(*second, "pool", 1));
+    REQUIRE(parker.run_until([&] { return second->inbox().wakes.size() == 1; }, {second.get()}));
+    CHECK(second->inbox().wakes[0].record.id == last_id);
+    CHECK(inode_of(second->inbox().wakes[0].fd.get()) == inode);
+    second->send(proto::Ack{1});
+    REQUIRE(parker.run_until([&] { return parker.metric("parker_client_fds") == 0; }, {second.get()}));
+    CHECK(parker.metric("parker_unacked_wakes") == 0);
+  }
+  CHECK(open_fd_count() == baseline);
+}

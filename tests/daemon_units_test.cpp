@@ -236,9 +236,12 @@ TEST_CASE("a 1.1 wake frame written whole moves its records and fds out for ackn
   auto r = out.flush(pair.value.first.get());
   CHECK(r.error.ok());
   CHECK(r.fds_released == 0);
-  REQUIRE(r.written_wakes.size() == 2);
-  CHECK(r.written_wakes[1].record.id == 2);
-  CHECK(r.written_wakes[1].fd.valid());
+  REQUIRE(r.written_wakes.size() == 1);  // one frame, moved as a whole
+  const WrittenWakes& frame = r.written_wakes[0];
+  REQUIRE(frame.records.size() == 2);
+  REQUIRE(frame.fds.size() == 2);
+  CHECK(frame.records[1].id == 2);
+  CHECK(frame.fds[1].valid());
   CHECK(out.queued_fds() == 0);
 }
 

@@ -333,9 +333,8 @@ void ControlSession::on_message(protocol::ListRequest& /*m*/, std::vector<Unique
 
 void ControlSession::on_message(protocol::Ack& m, std::vector<UniqueFd>& /*fds*/) {
   if (!require_owner("acknowledge")) return;
-  std::uint64_t written = first_unacked_seq_ - 1 + unacked_.size();
-  if (m.wakes > written) {
-    fail(ErrorCode::bad_frame, fmt::format("ACK of {} wakes; only {} were sent", m.wakes, written));
+  if (m.wakes > wakes_written_) {
+    fail(ErrorCode::bad_frame, fmt::format("ACK of {} wakes; only {} were sent", m.wakes, wakes_written_));
     return;
   }
   release_acked(m.wakes);
@@ -343,24 +342,29 @@ void ControlSession::on_message(protocol::Ack& m, std::vector<UniqueFd>& /*fds*/
 
 void ControlSession::release_acked(std::uint64_t upto) {
   std::size_t released = 0;
-  while (!unacked_.empty() && first_unacked_seq_ <= upto) {
-    Unacked& u = unacked_.front();
-    if (!u.released) {
+  while (!unacked_.empty() && unacked_.front().first_seq <= upto) {
+    UnackedFrame& frame = unacked_.front();
+    WrittenWakes& w = frame.wakes;
+    const std::size_t n = w.fds.size();
+    const std::size_t from = wakes_acked_ >= frame.first_seq ? static_cast<std::size_t>(wakes_acked_ - frame.first_seq + 1) : 0;
+    const std::size_t to = static_cast<std::size_t>(std::min<std::uint64_t>(n, upto - frame.first_seq + 1));
+    for (std::size_t i = from; i < to; ++i) {
+      if (!w.fds[i]) continue;  // parked again before its ACK: let go already
+      const std::uint64_t id = w.records[i].id;
       if (unacked_indexed_) {
-        if (auto it = unacked_ids_.find(u.item.record.id); it != unacked_ids_.end() && it->second == first_unacked_seq_) {
+        if (auto it = unacked_ids_.find(id); it != unacked_ids_.end() && it->second == frame.first_seq + i) {
           unacked_ids_.erase(it);
         }
       }
-      if (u.item.fd) {
-        if (pool_ != nullptr) pool_->tell_keeper(protocol::KeepOp::forget_woken, u.item.record.id);
-        u.item.fd.reset();
-        ++released;
-        --unacked_held_;
-      }
+      if (pool_ != nullptr) pool_->tell_keeper(protocol::KeepOp::forget_woken, id);
+      w.fds[i].reset();
+      ++released;
+      --unacked_held_;
     }
+    if (to < n) break;  // acknowledged in part
     unacked_.pop_front();
-    ++first_unacked_seq_;
   }
+  wakes_acked_ = std::max(wakes_acked_, upto);
   if (unacked_held_ == 0) forget_unacked_index();
   if (released != 0) core_.fds_released(released);
 }
@@ -377,24 +381,35 @@ void ControlSession::forget_unacked_index() {
 void ControlSession::index_unacked() {
   if (unacked_indexed_) return;
   unacked_indexed_ = true;
-  unacked_ids_.reserve(unacked_.size());
-  for (std::size_t i = 0; i < unacked_.size(); ++i) {
-    const Unacked& u = unacked_[i];
-    if (!u.released && u.item.fd) unacked_ids_[u.item.record.id] = first_unacked_seq_ + i;
+  unacked_ids_.reserve(unacked_held_);
+  for (const UnackedFrame& frame : unacked_) {
+    for (std::size_t i = 0; i < frame.wakes.fds.size(); ++i) {
+      if (frame.wakes.fds[i]) unacked_ids_[frame.wakes.records[i].id] = frame.first_seq + i;
+    }
   }
+}
+
+UniqueFd* ControlSession::unacked_fd(std::uint64_t seq) noexcept {
+  // The last frame that starts at or before seq.
+  auto after = std::upper_bound(unacked_.begin(), unacked_.end(), seq,
+                                [](std::uint64_t s, const UnackedFrame& f) { return s < f.first_seq; });
+  if (after == unacked_.begin()) return nullptr;
+  UnackedFrame& frame = *std::prev(after);
+  const std::uint64_t i = seq - frame.first_seq;
+  if (i >= frame.wakes.fds.size() || !frame.wakes.fds[i]) return nullptr;
+  return &frame.wakes.fds[i];
 }
 
 void ControlSession::release_unacked_id(std::uint64_t id) {
   index_unacked();
   auto it = unacked_ids_.find(id);
   if (it == unacked_ids_.end()) return;
-  Unacked& u = unacked_[it->second - first_unacked_seq_];
+  UniqueFd* fd = unacked_fd(it->second);
   unacked_ids_.erase(it);
-  u.released = true;
-  if (u.item.fd) {
+  if (fd != nullptr) {
     // Parked again: the keeper's record is the new park's, which this does not touch.
     if (pool_ != nullptr) pool_->tell_keeper(protocol::KeepOp::forget_woken, id);
-    u.item.fd.reset();
+    fd->reset();
     --unacked_held_;
     core_.fds_released(1);
   }
@@ -533,6 +548,10 @@ void ControlSession::encode_pending() {
   while (!pending_wakes_.empty() && out_.queued_bytes() < kOutputHighWater) {
     protocol::Wake wake;
     OutgoingFrame out;
+    const std::size_t most = std::min(pending_wakes_.size(), protocol::kMaxRecordsPerFrame);
+    wake.records.reserve(most);
+    out.fds.reserve(most);
+    out.woken_ns.reserve(most);
     std::size_t body = 2;
     while (!pending_wakes_.empty() && wake.records.size() < protocol::kMaxRecordsPerFrame) {
       WakeItem& item = pending_wakes_.front();
@@ -566,12 +585,18 @@ void ControlSession::take_flush_result(OutputQueue::FlushResult& result) {
     for (std::uint64_t id : result.handed_ids) pool_->tell_keeper(protocol::KeepOp::forget_woken, id);
   }
   const std::uint64_t now_ns = result.written_wakes.empty() ? 0 : uv_hrtime();
-  for (WakeItem& item : result.written_wakes) {
-    if (item.woken_ns != 0) core_.counters.wake_delivery.observe(static_cast<double>(now_ns - item.woken_ns) / 1e9);
-    std::uint64_t seq = first_unacked_seq_ + unacked_.size();
-    if (unacked_indexed_) unacked_ids_[item.record.id] = seq;
-    unacked_.push_back(Unacked{std::move(item), false});
-    ++unacked_held_;
+  for (WrittenWakes& frame : result.written_wakes) {
+    const std::size_t n = frame.fds.size();
+    if (n == 0) continue;
+    for (std::uint64_t woken : frame.woken_ns) {
+      if (woken != 0) core_.counters.wake_delivery.observe(static_cast<double>(now_ns - woken) / 1e9);
+    }
+    if (unacked_indexed_) {
+      for (std::size_t i = 0; i < n; ++i) unacked_ids_[frame.records[i].id] = wakes_written_ + 1 + i;
+    }
+    unacked_.push_back({wakes_written_ + 1, std::move(frame)});
+    wakes_written_ += n;
+    unacked_held_ += n;
   }
   if (result.parks_confirmed > parks_confirm_written_) {
     parks_confirm_written_ = result.parks_confirmed;
@@ -675,14 +700,17 @@ void ControlSession::leave_pool(Ending ending) {
   pool->detach(*this);          // so the wakes cannot come back here
   // Oldest first: wakes written whole and not acknowledged, then those not written whole.
   std::size_t released = 0;
-  for (Unacked& u : unacked_) {
-    if (u.released || !u.item.fd) continue;
-    if (ending == Ending::peer_gone) {
-      pool->deliver(std::move(u.item));
-    } else {
-      pool->tell_keeper(protocol::KeepOp::forget_woken, u.item.record.id);
-      u.item.fd.reset();
-      ++released;
+  for (UnackedFrame& frame : unacked_) {
+    WrittenWakes& w = frame.wakes;
+    for (std::size_t i = 0; i < w.fds.size(); ++i) {
+      if (!w.fds[i]) continue;  // acknowledged, or parked again
+      if (ending == Ending::peer_gone) {
+        pool->deliver(WakeItem{std::move(w.records[i]), std::move(w.fds[i]), w.woken_ns_of(i)});
+      } else {
+        pool->tell_keeper(protocol::KeepOp::forget_woken, w.records[i].id);
+        w.fds[i].reset();
+        ++released;
+      }
     }
   }
   unacked_.clear();

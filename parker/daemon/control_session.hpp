@@ -89,11 +89,12 @@ class ControlSession {
   // parker (fatal error, shutdown): whole frames already written are the owner's.
   enum class Ending { peer_gone, by_parker };
 
-  // A WAKE record whose frame was written whole on a 1.1 session: parker keeps its copy of
-  // the fd until the owner acknowledges it.
-  struct Unacked {
-    WakeItem item;
-    bool released = false;  // re-parked by the owner before its ACK: already let go
+  // A WAKE frame written whole on a 1.1 session, its records numbered from first_seq: parker
+  // keeps its copies of their fds until the owner acknowledges them. A record whose fd is
+  // gone has been let go (acknowledged, or parked again by the owner before its ACK).
+  struct UnackedFrame {
+    std::uint64_t first_seq = 0;
+    WrittenWakes wakes;
   };
 
   static void on_poll(uv_poll_t* handle, int status, int events) noexcept;
@@ -132,6 +133,8 @@ class ControlSession {
   void take_flush_result(OutputQueue::FlushResult& result);
   void release_acked(std::uint64_t upto);
   void release_unacked_id(std::uint64_t id);
+  // Parker's copy of the wake numbered `seq`, if it still holds one.
+  [[nodiscard]] UniqueFd* unacked_fd(std::uint64_t seq) noexcept;
   void index_unacked();
   void forget_unacked_index();
   void leave_pool(Ending ending);
@@ -160,12 +163,14 @@ class ControlSession {
   std::vector<protocol::CloseRecord> pending_closed_;
 
   // 1.1: acknowledged wakes. Records are numbered 1, 2, ... in the order their frames are
-  // written; unacked_ holds those written whole and not yet acknowledged, oldest first.
-  std::deque<Unacked> unacked_;
-  std::uint64_t first_unacked_seq_ = 1;  // seq of unacked_.front()
+  // written; unacked_ holds the frames written whole with a record not yet acknowledged,
+  // oldest first (the front one may be acknowledged in part).
+  std::deque<UnackedFrame> unacked_;
+  std::uint64_t wakes_written_ = 0;  // seq of the last record written whole
+  std::uint64_t wakes_acked_ = 0;    // the highest ACK handled
   std::unordered_map<std::uint64_t, std::uint64_t> unacked_ids_;  // id -> seq, when indexed
   bool unacked_indexed_ = false;  // see index_unacked()
-  std::size_t unacked_held_ = 0;  // entries of unacked_ whose fd parker still holds
+  std::size_t unacked_held_ = 0;  // records of unacked_ whose fd parker still holds
 
   // 1.1: confirmed parks. Park records of this session are numbered in arrival order.
   std::uint64_t parks_handled_ = 0;    // records handled (parked or REJECTED)

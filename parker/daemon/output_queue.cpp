@@ -45,9 +45,7 @@ OutputQueue::FlushResult OutputQueue::flush(int socket) {
     }
     if (owns_fds_of_started(front)) {
       queued_fds_ -= front.fds.size();
-      for (std::size_t i = 0; i < front.fds.size(); ++i) {
-        result.written_wakes.push_back(WakeItem{std::move(front.wakes[i]), std::move(front.fds[i]), i < front.woken_ns.size() ? front.woken_ns[i] : 0});
-      }
+      result.written_wakes.push_back({std::move(front.wakes), std::move(front.fds), std::move(front.woken_ns)});
     }
     if (front.confirms_parks != 0) result.parks_confirmed = std::max(result.parks_confirmed, front.confirms_parks);
     frames_.pop_front();

@@ -8,8 +8,8 @@
 //   * REJECTED, and WAKE on a 1.0 session: ours until the frame's first byte is sent (the
 //     fds ride on it); then the peer has its own copies and ours are closed.
 //   * WAKE on a 1.1 session (keep_woken): ours until the frame is fully written; then the
-//     records and fds move out through FlushResult::written_wakes (the session keeps them
-//     until ACK). A peer that dies before reading a whole frame cannot have adopted any of
+//     frame's records and fds move out together through FlushResult::written_wakes (the
+//     session keeps them, frame by frame, until ACK). A peer that dies before reading a whole frame cannot have adopted any of
 //     its fds, so a frame not fully written is still wholly ours.
 #pragma once
 
@@ -34,6 +34,17 @@ struct OutgoingFrame {
   std::vector<int> lent_fds;                    // HANDOVER frames: sent, not owned (when `fds` is empty)
 };
 
+// The wakes of one WAKE frame written whole on a 1.1 session: records[i] goes with fds[i].
+// Moved as a whole (three vectors), not record by record: a mass wake hands over thousands.
+struct WrittenWakes {
+  std::vector<protocol::WakeRecord> records;
+  std::vector<UniqueFd> fds;
+  std::vector<std::uint64_t> woken_ns;  // WakeItem::woken_ns of each record (may be empty)
+  [[nodiscard]] std::uint64_t woken_ns_of(std::size_t i) const noexcept {
+    return i < woken_ns.size() ? woken_ns[i] : 0;
+  }
+};
+
 class OutputQueue {
  public:
   // keep_woken: the 1.1 rule for WAKE frames (see above).
@@ -45,7 +56,7 @@ class OutputQueue {
   struct FlushResult {
     Error error;                          // ok, EAGAIN (socket full), or the socket's error
     std::size_t fds_released = 0;         // fds parker no longer owns (closed here)
-    std::vector<WakeItem> written_wakes;  // keep_woken: WAKE records now whole at the peer
+    std::vector<WrittenWakes> written_wakes;  // keep_woken: WAKE frames now whole at the peer
     std::vector<std::uint64_t> handed_ids;  // not keep_woken (1.0): WAKE records whose fds went with a first byte
     std::uint64_t parks_confirmed = 0;    // the highest PARKED count fully written (0: none)
   };
