@@ -227,6 +227,48 @@ TEST_CASE("parks go out with their fds, ids, blobs, deadlines and flags", "[clie
   CHECK(open_fd_count() == baseline);
 }
 
+// 1.4: park() has checked each fd is a socket (ENOTSOCK), so on a session that speaks 1.4 the
+// library says so in every record (socket_checked) and parker skips its own check. To a parker
+// before 1.4 the flag is malformed (it would end the session): it must not be sent there.
+TEST_CASE("1.4: parks carry socket_checked only on a session that speaks 1.4", "[client][core][socket_checked]") {
+  const std::uint16_t minor = GENERATE(std::uint16_t{0}, protocol::kMinorWritesHandled, protocol::kMinorSocketChecked);
+  INFO("WELCOME says 1." << minor);
+  const std::uint8_t checked = minor >= protocol::kMinorSocketChecked ? protocol::kSocketChecked : 0;
+  std::size_t baseline = open_fd_count();
+  {
+    Session s(10, 65536, {}, minor);
+    REQUIRE(s.client.protocol_minor() == minor);
+    // The claim is true: what is not a socket is refused here, before any record is made.
+    int pipe_fds[2];
+    REQUIRE(::pipe2(pipe_fds, O_CLOEXEC) == 0);
+    UniqueFd pipe_read(pipe_fds[0]), pipe_write(pipe_fds[1]);
+    CHECK(s.client.park(pipe_read, 9, "").is(ENOTSOCK));
+    CHECK(pipe_read.valid());
+
+    auto a = make_parkable();
+    auto b = make_parkable();
+    ParkOptions hangup;
+    hangup.wake_on_hangup = true;
+    REQUIRE(s.client.park(a.parked, 1, "one").ok());
+    REQUIRE(s.client.park(b.parked, 2, "two", hangup).ok());
+    s.client.flush();
+    REQUIRE(pump_until(s.fake, [&] { return !s.fake.frames().empty(); }));
+    auto parks = s.fake.take<protocol::Park>();
+    REQUIRE(parks.size() == 1);
+    auto& records = parks[0].first.records;
+    REQUIRE(records.size() == 2);
+    CHECK(records[0] == protocol::ParkRecord{1, 0, checked, "one"});
+    CHECK(records[1] == protocol::ParkRecord{2, 0, static_cast<std::uint8_t>(protocol::kWakeOnHangup | checked), "two"});
+    if (minor >= protocol::kMinorExactlyOnce) {
+      s.fake.send(protocol::Parked{2});
+      REQUIRE(run_until(s.client, &s.fake, [&] { return s.recorder.parked.size() == 2; }));
+    }
+    CHECK(s.recorder.rejected.empty());
+    s.client.close();
+  }
+  CHECK(open_fd_count() == baseline);
+}
+
 TEST_CASE("credit: parks beyond it fail with ENOBUFS until CREDIT grants more", "[client][core]") {
   std::size_t baseline = open_fd_count();
   {

@@ -11,7 +11,11 @@
 #include <sys/stat.h>
 
 #include "parker/client_uv.hpp"
+#include "parker/fd_passing.hpp"
+#include "parker/frame_reader.hpp"
+#include "parker/unix_socket.hpp"
 #include "support/client_daemon.hpp"
+#include "support/client_fake_parker.hpp"
 #include "support/client_recorder.hpp"
 #include "support/client_uv_loop.hpp"
 #include "support/fd_count.hpp"
@@ -42,6 +46,49 @@ void park_when_credited(TestLoop& loop, UvClient& client, TcpConnection& connect
   REQUIRE(e.ok());
   REQUIRE_FALSE(connection.server_side.valid());
 }
+
+// Between a Client and the real parker: each frame, with its fds, is passed on as it is, and
+// the PARK frames the client sent are kept, so a test sees what the library put on the wire
+// and what the real parker made of it.
+struct RecordingRelay {
+  FakeParker& client_side;  // what the Client connects to
+  UniqueFd parker_side;     // a connection to the real parker
+  protocol::FrameReader from_parker;
+  std::vector<protocol::Park> parks;
+
+  RecordingRelay(FakeParker& fake, const std::string& parker_socket) : client_side(fake) {
+    auto c = connect_unix(parker_socket);
+    REQUIRE(c.ok());
+    parker_side = std::move(c.value);
+  }
+
+  // Passes on whatever has arrived on either side; once parker has closed its side, closes
+  // the client's too, so the client sees its session end.
+  void step() {
+    if (!parker_side) return;
+    client_side.pump();
+    for (auto& frame : client_side.frames()) {
+      if (auto* park = std::get_if<protocol::Park>(&frame.message)) parks.push_back(*park);
+      std::vector<int> fds;
+      for (auto& fd : frame.fds) fds.push_back(fd.get());
+      REQUIRE(send_all_with_fds(parker_side.get(), protocol::encode(frame.message), fds).ok());
+    }
+    client_side.frames().clear();  // our copies of the fds close: the receiver has its own
+    pollfd p{parker_side.get(), POLLIN, 0};
+    if (::poll(&p, 1, 0) <= 0) return;
+    Error e = from_parker.read_from(parker_side.get());
+    while (auto frame = from_parker.next()) {
+      std::vector<int> fds;
+      for (auto& fd : frame->fds) fds.push_back(fd.get());
+      client_side.send(frame->message, fds);
+    }
+    REQUIRE(from_parker.error() == protocol::DecodeError::none);
+    if (e.failed() && !e.is(EAGAIN)) {
+      parker_side.reset();
+      client_side.close_connection();
+    }
+  }
+};
 
 std::string blob_for(std::uint64_t id) { return "session-" + std::to_string(id) + std::string(id % 50, '#'); }
 
@@ -338,6 +385,81 @@ TEST_CASE("hang-ups and deadlines: handed back or closed as the park asked", "[c
     CHECK(read_some(c[3].client_side.get()) == "");
     client.reset();
     loop.run_until([] { return false; }, 20ms);
+    CHECK(parker.stop() == 0);
+    recorder = ClientRecorder{};
+  }
+  CHECK(open_fd_count() == baseline);
+}
+
+// 1.4: the library says it checked each parked fd is a socket (socket_checked), so parker skips
+// its own check — but only on a 1.4 session: a parker before 1.4, and a 1.4 parker on a session
+// the library opened at 1.3, refuses the flag (the frame's fds back, then a fatal bad_frame).
+TEST_CASE("1.4: the library marks its parks socket_checked on a 1.4 session and not on a 1.3 one",
+          "[client][daemon][socket_checked]") {
+  const std::uint16_t offered = GENERATE(protocol::kOwnerMinor, protocol::kMinorWritesHandled);
+  INFO("the client offers 1." << offered);
+  const std::uint8_t checked = offered >= protocol::kMinorSocketChecked ? protocol::kSocketChecked : 0;
+  const std::size_t baseline = open_fd_count();
+  {
+    TempDir dir;
+    ParkerDaemon parker(dir.file("parker.sock"));
+    parker.start();
+    const std::size_t parker_baseline = parker.fd_count();
+    FakeParker relay_end(dir.file("relay.sock"));
+    RecordingRelay relay(relay_end, parker.socket_path());
+    ClientRecorder recorder;
+    Client client(recorder.callbacks());
+    ClientOptions options = fast_reconnect();
+    options.max_minor = offered;
+    REQUIRE(client.connect(relay_end.path(), "web", options).ok());
+    auto relayed_until = [&](const std::function<bool()>& done) {
+      return run_until(client, nullptr, [&] {
+        relay.step();
+        return done();
+      });
+    };
+    REQUIRE(relayed_until([&] { return client.connected(); }));
+    REQUIRE(client.protocol_minor() == offered);  // the real parker speaks 1.4: the session is what we offered
+
+    TcpLoopback tcp;
+    std::vector<TcpConnection> connections(3);
+    ParkOptions hangup;
+    hangup.wake_on_hangup = true;
+    for (std::uint64_t id = 0; id < 3; ++id) {
+      connections[id] = tcp.connect();
+      REQUIRE(client.park(connections[id].server_side, id, blob_for(id), id == 2 ? hangup : ParkOptions{}).ok());
+    }
+    // Parker confirms all three: on a 1.3 session the flag would have ended it instead.
+    REQUIRE(relayed_until([&] { return recorder.parked.size() == 3 || !recorder.disconnected.empty(); }));
+    CHECK(recorder.parked == std::vector<std::uint64_t>{0, 1, 2});
+    CHECK(recorder.rejected.empty());
+    CHECK(recorder.errors.empty());
+    CHECK(recorder.disconnected.empty());
+    REQUIRE_FALSE(relay.parks.empty());
+    std::size_t records = 0;
+    for (auto& park : relay.parks) {
+      for (auto& record : park.records) {
+        ++records;
+        CHECK((record.flags & protocol::kSocketChecked) == checked);
+        CHECK((record.flags & protocol::kWakeOnHangup) == (record.id == 2 ? protocol::kWakeOnHangup : 0));
+      }
+    }
+    CHECK(records == 3);
+    // Parker holds the three, and the relay's session.
+    CHECK(parker.settle_fd_count(parker_baseline + 1 + 3) == parker_baseline + 1 + 3);
+
+    write_text(connections[1].client_side.get(), "PING\n");
+    REQUIRE(relayed_until([&] { return recorder.woken.size() == 1; }));
+    CHECK(recorder.woken[0].id == 1);
+    CHECK(recorder.woken[0].blob == blob_for(1));
+    CHECK(recorder.woken[0].reason == protocol::WakeReason::readable);
+    CHECK(read_some(recorder.woken[0].fd.get()) == "PING\n");
+    recorder.woken.clear();
+    // The wake is acknowledged: parker lets go of its copy.
+    CHECK(relayed_until([&] { return parker.fd_count() == parker_baseline + 1 + 2; }));
+    client.close();
+    relay_end.stop_listening();
+    relay.parker_side.reset();  // the owner is gone: a stopping parker closes the two left
     CHECK(parker.stop() == 0);
     recorder = ClientRecorder{};
   }

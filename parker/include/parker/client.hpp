@@ -242,6 +242,8 @@ class Client {
   //   ENOTCONN  no session with parker now  ENOBUFS   no credit left (see credit())
   //   EMSGSIZE  blob over parker's max_blob (or over what one frame can carry)
   //   EINVAL    an observer session, or a deadline out of range
+  // The socket check (ENOTSOCK) is made here, once: on a 1.4 session the park tells parker
+  // so (socket_checked) and parker does not check again; an older parker checks itself.
   Error park(UniqueFd& fd, std::uint64_t id, std::string_view blob, const ParkOptions& options = {});
 
   // Asks for a parked connection back now: it comes through on_wake (reason recalled).
