@@ -260,3 +260,38 @@ TEST_CASE("in-process: an ACK that ends inside a WAKE frame lets go of exactly t
   }
   CHECK(open_fd_count() == baseline);
 }
+
+TEST_CASE("in-process: a RECALL of hundreds sends its full WAKE frames early and never before the parks' PARKED",
+          "[daemon][inprocess]") {
+  std::size_t baseline = fd_baseline();
+  {
+    InProcessParker parker;
+    TcpListener listener;
+    auto owner = parker.connect();
+    REQUIRE(parker.hello(*owner, "pool", 1));
+    constexpr std::size_t kConnections = 600;  // more than two full WAKE frames
+    std::vector<TcpPair> pairs;
+    for (std::size_t i = 0; i < kConnections; ++i) pairs.push_back(listener.pair());
+    proto::Recall recall;
+    for (std::size_t first = 0; first < kConnections; first += proto::kMaxRecordsPerFrame) {
+      proto::Park park;
+      std::vector<int> fds;
+      for (std::size_t i = first; i < std::min(kConnections, first + proto::kMaxRecordsPerFrame); ++i) {
+        park.records.push_back({i + 1, 0, 0, "s"});
+        fds.push_back(pairs[i].server.get());
+        recall.ids.push_back(i + 1);
+      }
+      owner->send(park, fds);
+    }
+    // Written before parker runs: it reads the PARK frames and the RECALL in one batch, so
+    // the wakes it sends while still in the RECALL must follow a PARKED covering every park.
+    owner->send(recall);
+    for (auto& p : pairs) p.server.reset();
+    REQUIRE(parker.run_until([&] { return owner->inbox().wakes.size() == kConnections; }, {owner.get()}));
+    for (const auto& w : owner->inbox().wakes) CHECK(w.parked_before == kConnections);
+    CHECK(owner->inbox().rejected.empty());
+    owner->send(proto::Ack{kConnections});
+    REQUIRE(parker.run_until([&] { return parker.metric("parker_client_fds") == 0; }, {owner.get()}));
+  }
+  CHECK(open_fd_count() == baseline);
+}

@@ -305,7 +305,25 @@ void ControlSession::on_message(protocol::Recall& m, std::vector<UniqueFd>& /*fd
   if (!require_owner("recall")) return;
   for (auto id : m.ids) {
     if (!pool_->recall(id)) send_error(ErrorCode::unknown_id, false, id, "not parked");
+    if (pending_wakes_.size() >= protocol::kMaxRecordsPerFrame) send_full_wake_frames();
   }
+}
+
+// One RECALL may name every parked connection (the library sends up to 2M ids a frame): were
+// its WAKE frames written only after the last id, the owner would sit idle while parker takes
+// them all out of its set. So each full frame goes as soon as it is decided, and the owner
+// adopts the first connections while parker works on the next. The owner sees what it would
+// if the frames read so far had been the whole batch: their REJECTED frames and errors are
+// queued already, their PARKED goes next, then the wakes. Errors are left for pump(), which
+// meets them again at the end of the batch (nothing here may end the session mid-frame).
+void ControlSession::send_full_wake_frames() {
+  if (!started_ || finishing_ || closed()) return;
+  // The keeper hears of a wake before the owner does (pump); not waited for here.
+  if (core_.keeper != nullptr && !core_.keeper->caught_up()) return;
+  confirm_parks();
+  encode_pending();
+  auto result = out_.flush(fd_.get());
+  take_flush_result(result);
 }
 
 void ControlSession::on_message(protocol::Drop& m, std::vector<UniqueFd>& /*fds*/) {

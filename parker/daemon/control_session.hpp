@@ -129,6 +129,7 @@ class ControlSession {
   void send_error(protocol::ErrorCode code, bool fatal, std::uint64_t id, std::string text);
   void confirm_parks();
   void encode_pending();
+  void send_full_wake_frames();
   void encode_inventory();
   void take_flush_result(OutputQueue::FlushResult& result);
   void release_acked(std::uint64_t upto);

@@ -96,6 +96,7 @@ class ParkerProcess {
 struct ReceivedWake {
   proto::WakeRecord record;
   UniqueFd fd;
+  std::uint64_t parked_before = 0;  // 1.1: the last PARKED count when this wake arrived
 };
 struct ReceivedReject {
   proto::RejectRecord record;
@@ -280,7 +281,7 @@ class RawOwner {
       inbox_.credit += c->grant;
     } else if (auto* wake = std::get_if<proto::Wake>(&m)) {
       for (std::size_t i = 0; i < wake->records.size(); ++i) {
-        inbox_.wakes.push_back({std::move(wake->records[i]), std::move(frame.fds[i])});
+        inbox_.wakes.push_back({std::move(wake->records[i]), std::move(frame.fds[i]), inbox_.parked});
       }
     } else if (auto* rej = std::get_if<proto::Rejected>(&m)) {
       for (std::size_t i = 0; i < rej->records.size(); ++i) {
