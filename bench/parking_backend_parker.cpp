@@ -227,7 +227,7 @@ class ParkerBackend final : public ParkerDaemonBackend {
       }
       std::this_thread::sleep_for(1ms);
     }
-    // The library offers its highest owner minor (1.3); the raw 1.1 session says 1.1.
+    // The library offers its highest owner minor (1.4); the raw 1.1 session says 1.1.
     const int expected = owner_ == ParkerOwner::raw_1_0 || owner_ == ParkerOwner::client_1_0 ? 0
                          : owner_ == ParkerOwner::client                                      ? parker::protocol::kOwnerMinor
                                                                                               : 1;

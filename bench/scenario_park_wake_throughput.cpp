@@ -179,7 +179,7 @@ void run_park_wake_throughput(const Config& config, ScenarioReport& report) {
               "is back (so every PARK frame was processed, plus one round trip); woken/s from queueing "
               "the RECALLs of the others until the last WAKE is read by the owner and a barrier (a RECALL "
               "of an id never parked) is answered, so parker has also let go of its copies (1.1: on the "
-              "owner's ACK). The client library negotiates its highest owner minor (1.3); ack_cost compares 1.1 with 1.0. The floor "
+              "owner's ACK). The client library negotiates its highest owner minor (1.4); ack_cost compares 1.1 with 1.0. The floor "
               "only moves fds between two processes; parker also keeps an index, an epoll registration "
               "and a wake record per connection. The minimal parker (issue 13's floor) does what a parker "
               "cannot avoid: park = recvmsg + epoll_ctl ADD, wake = epoll_ctl DEL + sendmsg, with no index, "
