@@ -295,3 +295,34 @@ TEST_CASE("in-process: a RECALL of hundreds sends its full WAKE frames early and
   }
   CHECK(open_fd_count() == baseline);
 }
+
+TEST_CASE("in-process: a RECALL naming an id twice and an unknown one wakes it once and answers unknown_id for the rest",
+          "[daemon][inprocess]") {
+  std::size_t baseline = fd_baseline();
+  {
+    InProcessParker parker;
+    TcpListener listener;
+    auto owner = parker.connect();
+    REQUIRE(parker.hello(*owner, "pool", 1));
+    auto a = listener.pair();
+    auto b = listener.pair();
+    owner->send(proto::Park{{{1, 0, 0, "a"}, {2, 0, 0, "b"}}}, std::vector<int>{a.server.get(), b.server.get()});
+    a.server.reset();
+    b.server.reset();
+    REQUIRE(parker.run_until([&] { return owner->inbox().parked == 2; }, {owner.get()}));
+    owner->send(proto::Recall{{1, 1, 99}});
+    REQUIRE(parker.run_until([&] { return owner->inbox().errors.size() == 2; }, {owner.get()}));
+    REQUIRE(parker.run_until([&] { return owner->inbox().wakes.size() == 1; }, {owner.get()}));
+    CHECK(owner->inbox().wakes[0].record.id == 1);
+    CHECK(owner->inbox().errors[0].id == 1);  // the second naming: woken already
+    CHECK(owner->inbox().errors[1].id == 99);
+    CHECK(parker.metric("parker_parked_connections") == 1);
+    // The other is still watched: its client's byte wakes it.
+    write_text(b.client.get(), "b");
+    REQUIRE(parker.run_until([&] { return owner->inbox().wakes.size() == 2; }, {owner.get()}));
+    CHECK(owner->inbox().wakes[1].record.id == 2);
+    owner->send(proto::Ack{2});
+    REQUIRE(parker.run_until([&] { return parker.metric("parker_client_fds") == 0; }, {owner.get()}));
+  }
+  CHECK(open_fd_count() == baseline);
+}

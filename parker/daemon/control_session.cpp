@@ -303,8 +303,13 @@ void ControlSession::confirm_parks() {
 
 void ControlSession::on_message(protocol::Recall& m, std::vector<UniqueFd>& /*fds*/) {
   if (!require_owner("recall")) return;
-  for (auto id : m.ids) {
-    if (!pool_->recall(id)) send_error(ErrorCode::unknown_id, false, id, "not parked");
+  // A frame's worth at a time, so that each full WAKE frame can leave at once (below).
+  const std::span<const std::uint64_t> ids(m.ids);
+  std::vector<std::uint64_t> not_parked;
+  for (std::size_t at = 0; at < ids.size(); at += protocol::kMaxRecordsPerFrame) {
+    pool_->recall(ids.subspan(at, std::min(protocol::kMaxRecordsPerFrame, ids.size() - at)), not_parked);
+    for (std::uint64_t id : not_parked) send_error(ErrorCode::unknown_id, false, id, "not parked");
+    not_parked.clear();
     if (pending_wakes_.size() >= protocol::kMaxRecordsPerFrame) send_full_wake_frames();
   }
 }

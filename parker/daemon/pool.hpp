@@ -15,6 +15,7 @@
 #include <sys/types.h>
 
 #include <cstddef>
+#include <span>
 #include <cstdint>
 #include <deque>
 #include <optional>
@@ -58,8 +59,9 @@ class Pool {
   // Parks `fd` under `record`. On success the pool owns the fd (moved out of `fd`); on
   // refusal the reason is returned and `fd` is left untouched, for REJECTED.
   [[nodiscard]] std::optional<protocol::RejectReason> park(const protocol::ParkRecord& record, UniqueFd& fd);
-  // RECALL: hands the connection back (WAKE `recalled`). False when `id` is not parked.
-  bool recall(std::uint64_t id);
+  // RECALL: hands back each of `ids` that is parked (WAKE `recalled`), in order; the ids that
+  // are not parked (or named twice) go to `not_parked`, in order.
+  void recall(std::span<const std::uint64_t> ids, std::vector<std::uint64_t>& not_parked);
   // DROP: closes the connection. False when `id` is not parked.
   bool drop(std::uint64_t id);
   // 1.1 WRITE to one id (write_through.hpp): writes what the socket takes; if it cannot take
@@ -119,6 +121,8 @@ class Pool {
   // `ended`: its parking ends here (time_parked observes it); not for a hand-over, where the
   // connection stays parked in the successor, which carries on the counters (COUNTERS).
   [[nodiscard]] UniqueFd retire(ParkedSocket& socket, bool ended = true);
+  // Set while recall() wakes sockets it has already taken out of the readiness set.
+  bool unwatched_already_ = false;
   // `minor_1`: only sessions of protocol 1.1 (a wake with unsent bytes cannot go to 1.0).
   [[nodiscard]] ControlSession* least_loaded_session(bool minor_1 = false);
   void close_held_wake(HeldWake& held, protocol::CloseReason reason);
