@@ -247,15 +247,13 @@ void ControlSession::on_message(protocol::Park& m, std::vector<UniqueFd>& fds) {
     send_error(ErrorCode::not_owner, false, 0, "an observer session (empty pool) cannot park");
     return;
   }
-  if (minor_ < protocol::kMinorSocketChecked) {
-    for (const auto& r : m.records) {
-      if ((r.flags & protocol::kSocketChecked) == 0) continue;
-      // As a parker before 1.4 would: malformed. The fds go back first, as for a PARK before HELLO.
-      reject_all(m, fds, RejectReason::no_credit);
-      fail(ErrorCode::bad_frame,
-           fmt::format("park flag 0x04 (socket_checked) is protocol 1.4; this session speaks 1.{}", minor_));
-      return;
-    }
+  if (minor_ < protocol::kMinorSocketChecked &&
+      std::ranges::any_of(m.records, [](const auto& r) { return (r.flags & protocol::kSocketChecked) != 0; })) {
+    // As a parker before 1.4 would: malformed. The fds go back first, as for a PARK before HELLO.
+    reject_all(m, fds, RejectReason::no_credit);
+    fail(ErrorCode::bad_frame,
+         fmt::format("park flag 0x04 (socket_checked) is protocol 1.4; this session speaks 1.{}", minor_));
+    return;
   }
   std::size_t n = m.records.size();
   std::size_t credited = std::min<std::size_t>(credit_, n);

@@ -102,16 +102,14 @@ void Pool::recall(std::span<const std::uint64_t> ids, std::vector<std::uint64_t>
   for (std::uint64_t id : ids) {
     if (ParkedSocket* s = parked_.find(id)) core_.watcher.remove(core_.table.fd_of(*s));
   }
-  unwatched_already_ = true;
   for (std::uint64_t id : ids) {
     ParkedSocket* s = parked_.find(id);
     if (s == nullptr) {
       not_parked.push_back(id);  // never parked, or named twice (woken by the first)
       continue;
     }
-    wake(*s, WakeReason::recalled);
+    wake(*s, WakeReason::recalled, {}, /*watched=*/false);
   }
-  unwatched_already_ = false;
 }
 
 bool Pool::let_go_unconfirmed(std::uint64_t id) {
@@ -333,13 +331,13 @@ void Pool::end_partial_wait(ParkedSocket& s) {
   if (s.deadline != 0) core_.deadlines.schedule(s);
 }
 
-void Pool::wake(ParkedSocket& s, WakeReason reason, std::string_view unsent) {
+void Pool::wake(ParkedSocket& s, WakeReason reason, std::string_view unsent, bool watched) {
   WakeItem item;
   item.record.id = s.id;
   item.record.reason = reason;
   item.record.blob = s.blob_view();
   item.record.unsent = unsent;
-  item.fd = retire(s);  // erases `s`
+  item.fd = retire(s, /*ended=*/true, watched);  // erases `s`
   item.woken_ns = uv_hrtime();
   // Woken write_blocked, the keeper keeps the unsent bytes with its copy: should parker die
   // before the owner's ACK, the next parker hands the owner the same WAKE_UNSENT.
@@ -357,12 +355,12 @@ void Pool::close_socket(ParkedSocket& s, CloseReason reason) {
   core_.counters.count(reason);
 }
 
-UniqueFd Pool::retire(ParkedSocket& s, bool ended) {
+UniqueFd Pool::retire(ParkedSocket& s, bool ended, bool watched) {
   if (s.partial) partial_deadlines_.erase(s.id);
   core_.deadlines.cancel(s);
   // Out of the kernel's readiness set before the fd is closed or handed away: a
   // registration outlives our fd while the owner's copy of the same file stays open.
-  if (!unwatched_already_) core_.watcher.remove(core_.table.fd_of(s));
+  if (watched) core_.watcher.remove(core_.table.fd_of(s));
   if (ended) core_.counters.time_parked.observe(s.seconds_parked(core_.now()));
   blob_bytes_ -= s.blob_size();
   --core_.totals.parked;

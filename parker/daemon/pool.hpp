@@ -112,7 +112,8 @@ class Pool {
 
  private:
   [[nodiscard]] std::uint32_t deadline_left_ms(const ParkedSocket& socket) const;
-  void wake(ParkedSocket& socket, protocol::WakeReason reason, std::string_view unsent = {});
+  // `watched`: still in the kernel's readiness set (false: recall() took it out already).
+  void wake(ParkedSocket& socket, protocol::WakeReason reason, std::string_view unsent = {}, bool watched = true);
   // A readable socket with a keep-alive rule set: true when the rules dealt with it (a
   // request answered, or a partial one waiting), false when it must be woken.
   [[nodiscard]] bool keepalive(ParkedSocket& socket);
@@ -120,9 +121,7 @@ class Pool {
   void close_socket(ParkedSocket& socket, protocol::CloseReason reason);
   // `ended`: its parking ends here (time_parked observes it); not for a hand-over, where the
   // connection stays parked in the successor, which carries on the counters (COUNTERS).
-  [[nodiscard]] UniqueFd retire(ParkedSocket& socket, bool ended = true);
-  // Set while recall() wakes sockets it has already taken out of the readiness set.
-  bool unwatched_already_ = false;
+  [[nodiscard]] UniqueFd retire(ParkedSocket& socket, bool ended = true, bool watched = true);
   // `minor_1`: only sessions of protocol 1.1 (a wake with unsent bytes cannot go to 1.0).
   [[nodiscard]] ControlSession* least_loaded_session(bool minor_1 = false);
   void close_held_wake(HeldWake& held, protocol::CloseReason reason);
