@@ -9,8 +9,9 @@
 //     fds ride on it); then the peer has its own copies and ours are closed.
 //   * WAKE on a 1.1 session (keep_woken): ours until the frame is fully written; then the
 //     frame's records and fds move out together through FlushResult::written_wakes (the
-//     session keeps them, frame by frame, until ACK). A peer that dies before reading a whole frame cannot have adopted any of
-//     its fds, so a frame not fully written is still wholly ours.
+//     session keeps them, frame by frame, until ACK). A peer that dies before reading a
+//     whole frame cannot have adopted any of its fds, so a frame not fully written is still
+//     wholly ours.
 #pragma once
 
 #include <cstddef>
