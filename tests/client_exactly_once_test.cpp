@@ -185,3 +185,28 @@ TEST_CASE("1.1: a session the library ends itself still acknowledges the wakes i
   CHECK(s.recorder.woken.size() == 1);
   REQUIRE(pump_until(s.fake, [&] { return !s.fake.take<protocol::Ack>().empty(); }));
 }
+
+TEST_CASE("a parker that closes right after its WAKE frames: a write that fails first still lets every wake through",
+          "[client][exactly_once][peer_gone]") {
+  // As parker does when it stops: it hands every parked connection back and closes. The
+  // client's next write (here a RECALL) fails with EPIPE before it has read anything; the
+  // WAKE frame's fds, still in its socket, are its own now and must not close with it.
+  std::size_t baseline = open_fd_count();
+  {
+    Session11 s(10);
+    WakeBatch batch(5);
+    s.fake.send(batch.wake, batch.fds());
+    batch.let_go();
+    s.fake.close_connection();
+    REQUIRE(s.client.recall(99).ok());
+    s.client.flush();
+    REQUIRE(s.recorder.woken.size() == 5);
+    REQUIRE(s.recorder.disconnected.size() == 1);
+    for (std::size_t i = 0; i < 5; ++i) {
+      CHECK(s.recorder.woken[i].id == i);
+      CHECK(still_connected(batch.sockets[i].peer.get(), s.recorder.woken[i].fd.get()));
+    }
+    s.client.close();
+  }
+  CHECK(open_fd_count() == baseline);
+}

@@ -3,6 +3,8 @@
 // memory freed in close callbacks, no fd left behind).
 #include <catch2/catch.hpp>
 
+#include <sys/ioctl.h>
+
 #include "parker/client_uv.hpp"
 #include "support/client_fake_parker.hpp"
 #include "support/client_recorder.hpp"
@@ -92,6 +94,31 @@ TEST_CASE("UvClient: wakes, closes and rejections reach the callbacks", "[client
     REQUIRE(s.recorder.rejected.size() == 1);
     CHECK(s.recorder.rejected[0].reason == protocol::RejectReason::duplicate_id);
     CHECK(s.recorder.closed[0].first == 7);
+  }
+  CHECK(open_fd_count() == baseline);
+}
+
+TEST_CASE("UvClient: parker closes with our frames unread right after its WAKE: every wake still arrives",
+          "[client][uv][peer_gone]") {
+  // A closing Unix socket with unread data leaves its peer in error: libuv reports POLLERR
+  // (as UV_EBADF) instead of readable. The WAKE frame before the error is still to be read.
+  std::size_t baseline = fd_baseline_with_libuv();
+  {
+    UvSession s(10);
+    REQUIRE(s.client->recall(99).ok());
+    REQUIRE(s.loop.run_until([&] {
+      int unread = 0;
+      return ::ioctl(s.fake.connection_fd(), FIONREAD, &unread) == 0 && unread > 0;
+    }));
+    WakeBatch batch(5);
+    s.fake.send(batch.wake, batch.fds());
+    batch.let_go();
+    s.fake.close_connection();  // the RECALL unread
+    REQUIRE(s.loop.run_until([&] { return !s.recorder.disconnected.empty(); }));
+    REQUIRE(s.recorder.woken.size() == 5);
+    for (std::size_t i = 0; i < 5; ++i) {
+      CHECK(still_connected(batch.sockets[i].peer.get(), s.recorder.woken[i].fd.get()));
+    }
   }
   CHECK(open_fd_count() == baseline);
 }

@@ -15,11 +15,20 @@ constexpr int kMaxReadsPerCall = 16;
 }  // namespace
 
 void Client::on_readable() {
-  if (!socket_) return;
+  if (!socket_ || reading_) return;
   const std::uint64_t generation = generation_;
-  for (int reads = 0; reads < kMaxReadsPerCall; ++reads) {
+  reading_ = true;
+  struct Done {
+    bool& reading;
+    ~Done() { reading = false; }
+  } done{reading_};
+  // Once parker is gone, everything it sent is already in our socket: read it all now.
+  for (int reads = 0; peer_gone_ || reads < kMaxReadsPerCall; ++reads) {
     Error e = reader_.read_from(socket_.get());
-    if (e.is(EAGAIN)) return;
+    if (e.is(EAGAIN)) {
+      if (peer_gone_) disconnect(*peer_gone_, Ending::by_parker);
+      return;
+    }
     if (e.failed()) {
       // ECONNRESET: parker closed (any whole frame before the end was handled last round).
       // kErrControlTruncated: we are out of fds and the kernel dropped some; the stream can

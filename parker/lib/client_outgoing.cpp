@@ -98,7 +98,7 @@ void Client::encode_ids(protocol::MessageType type, std::vector<std::uint64_t>& 
 }
 
 void Client::write_out() {
-  if (!socket_) return;
+  if (!socket_ || peer_gone_) return;
   if (send_queue_.empty()) {
     set_write_interest(false);
     return;
@@ -108,6 +108,10 @@ void Client::write_out() {
     set_write_interest(false);
   } else if (e.is(EAGAIN)) {
     set_write_interest(true);  // parker is slow to read: wait until the socket drains
+  } else if (e.is(EPIPE) || e.is(ECONNRESET)) {
+    // Parker has closed its end, maybe right after writing WAKE frames: their fds are ours
+    // alone now, and closing the socket unread would close every one of those clients.
+    on_socket_error(e);
   } else {
     disconnect(e);
   }

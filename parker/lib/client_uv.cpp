@@ -121,7 +121,8 @@ void UvClient::on_poll(uv_poll_t* handle, int status, int events) noexcept {
   UvClient* self = w->owner;
   if (self->watch_ != w) return;  // a connection already given up
   if (status < 0) {
-    self->core_.abandon_connection(Error{-status});
+    // POLLERR: parker closed with frames of ours unread. What it sent first is still to read.
+    self->core_.on_socket_error(Error{-status});
     return;
   }
   if ((events & (UV_READABLE | UV_DISCONNECT)) != 0) self->core_.on_readable();

@@ -204,4 +204,36 @@ inline ino_t inode_of(int fd) {
   return st.st_ino;
 }
 
+// A byte written on `peer` can be read from `woken`: the two are still the ends of one live
+// connection (no one closed the woken end on the way).
+inline bool still_connected(int peer, int woken) {
+  const char byte = 'x';
+  if (::send(peer, &byte, 1, MSG_NOSIGNAL) != 1) return false;
+  pollfd p{woken, POLLIN, 0};
+  if (::poll(&p, 1, 5000) != 1) return false;
+  char got = 0;
+  return ::recv(woken, &got, 1, 0) == 1 && got == byte;
+}
+
+// `n` fresh sockets and a WAKE frame for them (ids 0..n-1, reason readable).
+struct WakeBatch {
+  std::vector<ParkableSocket> sockets;
+  protocol::Wake wake;
+  explicit WakeBatch(std::size_t n) {
+    for (std::uint64_t i = 0; i < n; ++i) {
+      sockets.push_back(make_parkable());
+      wake.records.push_back({i, protocol::WakeReason::readable, "w" + std::to_string(i)});
+    }
+  }
+  [[nodiscard]] std::vector<int> fds() const {
+    std::vector<int> out;
+    for (const ParkableSocket& s : sockets) out.push_back(s.parked.get());
+    return out;
+  }
+  // Once sent: the frame in flight holds the only copies.
+  void let_go() {
+    for (ParkableSocket& s : sockets) s.parked.reset();
+  }
+};
+
 }  // namespace parker::test

@@ -296,6 +296,10 @@ class Client {
   // Ends the current connection as if it had failed with `why`, for a loop that cannot watch
   // the socket. Parks not sent come back through on_rejected; the client retries.
   void abandon_connection(Error why);
+  // The socket is in error (poll's POLLERR; libuv reports it as UV_EBADF): parker has gone,
+  // here with frames of ours it never read. What it sent before it went is read and handled
+  // first (its wakes carry fds that only we hold now), then the session ends.
+  void on_socket_error(Error why);
   [[nodiscard]] std::optional<std::chrono::steady_clock::time_point> timer_deadline() const noexcept {
     return timer_deadline_;
   }
@@ -379,6 +383,10 @@ class Client {
   // Bumped whenever the connection is replaced or closed, so code that ran callbacks can tell
   // that the connection it was working on is gone.
   std::uint64_t generation_ = 0;
+  // Parker is gone (a write failed with EPIPE, or the socket is in error): nothing more is
+  // written, and what it sent is read to the end before the session ends with this error.
+  std::optional<Error> peer_gone_;
+  bool reading_ = false;  // inside on_readable(): a write failing there leaves the reading to it
 
   protocol::Welcome welcome_;
   std::uint32_t credit_ = 0;
