@@ -2,6 +2,8 @@
 // socketpairs handed to it (Daemon::adopt_peer), the loop run step by step between what the
 // test sends and reads — so the moments that matter (a frame half-written, a session ended
 // by parker with a park not yet confirmed) are reached on purpose, not by luck.
+#include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <uv.h>
 
@@ -323,6 +325,36 @@ TEST_CASE("in-process: a RECALL naming an id twice and an unknown one wakes it o
     CHECK(owner->inbox().wakes[1].record.id == 2);
     owner->send(proto::Ack{2});
     REQUIRE(parker.run_until([&] { return parker.metric("parker_client_fds") == 0; }, {owner.get()}));
+  }
+  CHECK(open_fd_count() == baseline);
+}
+
+TEST_CASE("in-process: an owner that closes with parker's frames unread still leaves its last PARK with parker",
+          "[daemon][inprocess][peer_gone]") {
+  // Closing a Unix socket with unread data puts its peer in error: parker's poller sees
+  // POLLERR (libuv: UV_EBADF), not readable. The PARK frame written before the close is still
+  // in parker's socket, and its fd is parker's alone: the owner closed its copy, as a 1.1
+  // owner does with a park whose frame parker got whole when it ends the session itself.
+  std::size_t baseline = fd_baseline();
+  {
+    InProcessParker parker;
+    TcpListener listener;
+    auto owner = parker.connect();
+    REQUIRE(parker.hello(*owner, "pool", 1));
+    owner->send(proto::StatsRequest{});
+    REQUIRE(parker.run_until([&] {
+      int unread = 0;
+      return ::ioctl(owner->fd(), FIONREAD, &unread) == 0 && unread > 0;
+    }));
+    auto pair = listener.pair();
+    owner->send(proto::Park{{{4, 0, 0, "kept"}}}, std::vector<int>{pair.server.get()});
+    pair.server.reset();
+    owner.reset();  // the STATS reply unread
+    REQUIRE(parker.run_until([&] { return parker.metric("parker_owner_sessions") == 0; }));
+    CHECK(parker.metric("parker_parked_connections") == 1);
+    CHECK(::send(pair.client.get(), "y", 1, MSG_NOSIGNAL) == 1);
+    pollfd p{pair.client.get(), POLLIN, 0};
+    CHECK(::poll(&p, 1, 0) == 0);  // no EOF: parker holds the connection
   }
   CHECK(open_fd_count() == baseline);
 }

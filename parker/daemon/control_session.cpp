@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <limits>
 #include <utility>
 
 #include "keeper_link.hpp"
@@ -24,8 +25,6 @@ constexpr std::size_t kOutputHighWater = 4u << 20;
 // Refused fds on their way back above which parker stops reading the peer: one that sends
 // beyond its credit and does not read its REJECTED frames cannot take parker's last slots.
 constexpr std::size_t kReturnedFdsHighWater = 2 * protocol::kMaxRecordsPerFrame;
-// Reads per readiness event, so that one busy peer does not starve the others.
-constexpr int kReadsPerEvent = 16;
 // A CREDIT frame is sent once the deficit is at least this many records (or credit is 0).
 constexpr std::uint32_t kMinCreditGrant = 64;
 // Bytes per WAKE frame (unless one record alone is bigger). On a 1.0 session a frame's fds
@@ -78,22 +77,33 @@ void ControlSession::on_poll(uv_poll_t* handle, int status, int events) noexcept
   auto* self = static_cast<ControlSession*>(handle->data);
   if (self->closed()) return;
   if (status < 0) {
+    // POLLERR: the peer closed with frames of ours unread. What it wrote before that is still
+    // in our socket (PARK frames whose fds it let go of, trusting us): read it, then end.
     spdlog::debug("session {}: socket error: {}", self->id_, uv_strerror(status));
-    self->close(Ending::peer_gone);
+    self->read_to_the_end();
     return;
   }
   if ((events & UV_WRITABLE) != 0) self->pump();
   if ((events & UV_READABLE) != 0 && !self->closed()) self->read_input();
 }
 
-void ControlSession::read_input() {
+// The peer is gone: everything it sent is in our socket already, and what we queue for it
+// will never leave, so its size no longer pauses the reading. read_input() ends the session at
+// the end of the stream (or on a fatal frame). A full fd table stops it: what is left closes.
+void ControlSession::read_to_the_end() {
+  peer_gone_ = true;
+  read_input(std::numeric_limits<int>::max());
+  if (!closed()) close(Ending::peer_gone);
+}
+
+void ControlSession::read_input(int max_reads) {
   Capacity& capacity = core_.capacity;
   auto sync_reader_fds = [&] {
     std::size_t now = reader_.queued_fds();
     capacity.reader_fds_changed(reader_fds_, now);
     reader_fds_ = now;
   };
-  for (int round = 0; round < kReadsPerEvent && !closed() && !input_paused(); ++round) {
+  for (int round = 0; round < max_reads && !closed() && !input_paused(); ++round) {
     if (!capacity.room_to_read()) {
       // Not one more fd into a full table: the kernel would truncate and lose them. They
       // wait in the peer's socket until fds leave parker (resume_input).
@@ -644,8 +654,7 @@ void ControlSession::pump() {
       spdlog::debug("session {}: write failed: {}", id_, describe(result.error));
       // The peer is gone, but what it wrote before may still wait in our socket: PARK
       // frames whose fds it closed, trusting us to take them.
-      if (!paused_for_room_) read_input();
-      close(Ending::peer_gone);
+      read_to_the_end();
       return;
     }
     if (pending_wakes_.empty() && !inventory_active_) break;  // everything went
@@ -662,8 +671,8 @@ void ControlSession::pump() {
 bool ControlSession::input_paused() const noexcept {
   // After the shutdown ERROR is queued parker reads nothing more: a WRITE read then would be
   // answered after the end of the session, which the owner never reads.
-  return goodbye_queued_ || out_.queued_bytes() >= kOutputHighWater ||
-         out_.queued_returned_fds() >= kReturnedFdsHighWater;
+  return goodbye_queued_ ||
+         (!peer_gone_ && (out_.queued_bytes() >= kOutputHighWater || out_.queued_returned_fds() >= kReturnedFdsHighWater));
 }
 
 // 1.3: what a fatal ERROR tells the owner (docs/PROTOCOL.md, "1.3: how far parker got"). Every

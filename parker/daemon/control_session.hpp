@@ -100,7 +100,10 @@ class ControlSession {
   static void on_poll(uv_poll_t* handle, int status, int events) noexcept;
   static void on_closed(uv_handle_t* handle) noexcept;
   void close(Ending ending);
-  void read_input();
+  // Reads per readiness event, so that one busy peer does not starve the others.
+  static constexpr int kReadsPerEvent = 16;
+  void read_input(int max_reads = kReadsPerEvent);
+  void read_to_the_end();
   void handle(protocol::Frame& frame);
   void on_message(protocol::Hello& m, std::vector<UniqueFd>& fds);
   void on_message(protocol::Park& m, std::vector<UniqueFd>& fds);
@@ -191,6 +194,7 @@ class ControlSession {
   int poll_events_ = 0;
   bool started_ = false;
   bool paused_for_room_ = false;
+  bool peer_gone_ = false;  // it closed, or our write to it failed: reading what it left
   bool finishing_ = false;
   bool goodbye_queued_ = false;  // the shutdown ERROR is in out_
 };
