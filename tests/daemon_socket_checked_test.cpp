@@ -8,6 +8,8 @@
 //     fatal bad_frame, nothing parked), and the same PARK without it works there.
 // Real parker process, real fds, a raw protocol owner; fd counts of both processes checked.
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -16,6 +18,7 @@
 #include <map>
 
 #include "support/daemon_harness.hpp"
+#include "support/process.hpp"
 
 using namespace parker;
 using namespace parker::test;
@@ -255,5 +258,53 @@ TEST_CASE("before 1.4 socket_checked is malformed: the frame's fds come back the
     REQUIRE(again.wait_for_closed(2));
   }
   CHECK(parker.settle_fd_count(parker_baseline) == parker_baseline);
+  CHECK(open_fd_count() == test_baseline);
+}
+
+TEST_CASE("1.4: a pipe claimed a socket does not survive a take-over, and its owner is told by CLOSED",
+          "[daemon][socket_checked][takeover]") {
+  // The successor checks every handed-over park again (the predecessor trusted the claim and
+  // kept no record of it). A park it refuses is closed: its owner must hear so, or it would
+  // count the connection parked for ever. The real socket beside it is taken over as ever.
+  ParkerProcess old_parker;
+  const std::string socket = old_parker.socket_path();
+  const std::size_t test_baseline = open_fd_count();
+  {
+    TcpListener listener;
+    TcpPair tcp = listener.pair();
+    Pipe pipe;
+    {
+      RawOwner owner(socket);
+      REQUIRE(owner.hello("web", proto::kVersionMajor, kMinor14));
+      owner.park_one(tcp.server.get(), 1, "tcp", 0, proto::kSocketChecked);
+      owner.park_one(pipe.read_end.get(), 2, "pipe", 0, proto::kSocketChecked);
+      REQUIRE(confirmed(owner, 2));
+      REQUIRE(owner.inbox().rejected.empty());
+      tcp.server.reset();
+      pipe.read_end.reset();
+    }
+    Process successor({program_path("parker"), "--socket", socket, "--take-over"});
+    REQUIRE(successor.wait_for_output("listening on", 20s));
+    auto status = old_parker.process().wait(20s);
+    REQUIRE(status.has_value());
+    CHECK(exit_code(*status) == 0);
+
+    RawOwner again(socket);
+    auto welcome = again.hello("web", proto::kVersionMajor, kMinor14);
+    REQUIRE(welcome.has_value());
+    CHECK(welcome->parked_in_pool == 1);
+    REQUIRE(again.wait_for([&] { return !again.inbox().closed.empty(); }));
+    CHECK(again.inbox().closed[0].id == 2);
+    CHECK(again.inbox().closed[0].reason == proto::CloseReason::error);
+    pollfd p{pipe.write_end.get(), POLLOUT, 0};
+    REQUIRE(::poll(&p, 1, 0) == 1);
+    CHECK((p.revents & POLLERR) != 0);  // no reader left anywhere: closed, not leaked
+    write_text(tcp.client.get(), "ping");
+    REQUIRE(again.wait_for_wakes(1));
+    CHECK(again.inbox().wakes[0].record.id == 1);
+    CHECK(read_text(again.inbox().wakes[0].fd.get()) == "ping");
+    successor.signal(SIGTERM);
+    REQUIRE(successor.wait(20s).has_value());
+  }
   CHECK(open_fd_count() == test_baseline);
 }

@@ -127,6 +127,9 @@ std::pair<std::size_t, std::size_t> Daemon::adopt_items(std::vector<HandoverItem
     if (pool == nullptr || !pool->adopt(item)) {
       item.fd.reset();
       ++refused;
+      // Its owner must hear of it, or it would count the connection parked for ever. (Here a
+      // park is checked again: a non-socket an owner claimed a socket, 1.4, is refused.)
+      if (pool != nullptr) pool->deliver(protocol::CloseRecord{item.record.id, protocol::CloseReason::error});
       continue;
     }
     ++(is_parked ? parked : held);
@@ -136,8 +139,9 @@ std::pair<std::size_t, std::size_t> Daemon::adopt_items(std::vector<HandoverItem
   }
   if (refused != 0) {
     capacity_.fds_released(refused);
-    spdlog::error("{} handed-over connections could not be parked or held here (limits, pool of another uid); "
-                  "closed", refused);
+    spdlog::error("{} handed-over connections could not be parked or held here (limits, pool of another uid, "
+                  "not a socket): closed, and their owners told so (CLOSED error)",
+                  refused);
   }
   return {parked, held};
 }
