@@ -87,11 +87,11 @@ void ControlSession::on_poll(uv_poll_t* handle, int status, int events) noexcept
   if ((events & UV_READABLE) != 0 && !self->closed()) self->read_input();
 }
 
-// The peer is gone: everything it sent is in our socket already, and what we queue for it
-// will never leave, so its size no longer pauses the reading. read_input() ends the session at
-// the end of the stream (or on a fatal frame). A full fd table stops it: what is left closes.
+// The peer is gone: everything it sent is in our socket already. read_input() ends the
+// session at the end of the stream (or on a fatal frame). What pauses the reading stops it
+// here too — a full fd table, or 4 MiB of output the peer did not read (a peer flooding
+// requests would otherwise have us answer all of them into memory): what is left closes.
 void ControlSession::read_to_the_end() {
-  peer_gone_ = true;
   read_input(std::numeric_limits<int>::max());
   if (!closed()) close(Ending::peer_gone);
 }
@@ -671,8 +671,8 @@ void ControlSession::pump() {
 bool ControlSession::input_paused() const noexcept {
   // After the shutdown ERROR is queued parker reads nothing more: a WRITE read then would be
   // answered after the end of the session, which the owner never reads.
-  return goodbye_queued_ ||
-         (!peer_gone_ && (out_.queued_bytes() >= kOutputHighWater || out_.queued_returned_fds() >= kReturnedFdsHighWater));
+  return goodbye_queued_ || out_.queued_bytes() >= kOutputHighWater ||
+         out_.queued_returned_fds() >= kReturnedFdsHighWater;
 }
 
 // 1.3: what a fatal ERROR tells the owner (docs/PROTOCOL.md, "1.3: how far parker got"). Every

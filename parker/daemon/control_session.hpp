@@ -194,7 +194,6 @@ class ControlSession {
   int poll_events_ = 0;
   bool started_ = false;
   bool paused_for_room_ = false;
-  bool peer_gone_ = false;  // it closed, or our write to it failed: reading what it left
   bool finishing_ = false;
   bool goodbye_queued_ = false;  // the shutdown ERROR is in out_
 };
