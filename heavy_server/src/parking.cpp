@@ -341,8 +341,11 @@ void Parking::maybe_start_serving() {
     // On its way as a held wake: decided in listener_woken (or by the startup timer).
   } else if (!listener_in_inventory_ || client_->recall(kListenerParkId).failed()) {
     decide_listener({});
+    return;
   }
-  // else: decided when the listener comes back (listener_woken), or by the startup timer
+  // Else decided when the listener comes back (listener_woken), or by the startup timer — from
+  // now: indexing a big inventory's last batch must not eat the time its wake has to come.
+  if (phase_ == Phase::starting) uv_timer_start(&phase_timer_, on_phase_timer, options_.startup_timeout_ms, 0);
 }
 
 // --- Parking ---
