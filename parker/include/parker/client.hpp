@@ -45,8 +45,9 @@
 // (UvClient does it in a uv_prepare_t).
 //
 // Callbacks run from inside connect(), close(), on_readable(), on_writable(), flush(),
-// on_timer() and abandon_connection() — never from park(), recall() or drop(). They may call any method, close()
-// included; they must not throw, and must not destroy the Client.
+// on_timer(), abandon_connection() and on_socket_error() — never from park(), recall() or
+// drop(). They may call any method, close() included; they must not throw, and must not
+// destroy the Client.
 //
 // Usage with a hand-written poll() loop (UvClient is the short way for libuv programs):
 //
@@ -71,7 +72,8 @@
 //     client.flush();
 //     poll for client.fd(): POLLIN, plus POLLOUT if client.wants_write(),
 //                           with the timeout client.timer_deadline() asks for;
-//     if readable: client.on_readable();   if writable: client.on_writable();
+//     if readable (POLLIN, POLLHUP or POLLERR): client.on_readable();
+//     if writable: client.on_writable();
 //     if the timer deadline passed: client.on_timer();
 //   }
 #pragma once
