@@ -190,7 +190,8 @@ TEST_CASE("a parker that closes right after its WAKE frames: a write that fails 
           "[client][exactly_once][peer_gone]") {
   // As parker does when it stops: it hands every parked connection back and closes. The
   // client's next write (here a RECALL) fails with EPIPE before it has read anything; the
-  // WAKE frame's fds, still in its socket, are its own now and must not close with it.
+  // WAKE frame's fds, still in its socket, are its own now and must not close with it: the
+  // session ends when the loop reads the end of the stream, after the WAKE.
   std::size_t baseline = open_fd_count();
   {
     Session11 s(10);
@@ -200,6 +201,8 @@ TEST_CASE("a parker that closes right after its WAKE frames: a write that fails 
     s.fake.close_connection();
     REQUIRE(s.client.recall(99).ok());
     s.client.flush();
+    REQUIRE(s.recorder.disconnected.empty());  // the failed write alone ends nothing
+    REQUIRE(run_until(s.client, nullptr, [&] { return !s.recorder.disconnected.empty(); }));
     REQUIRE(s.recorder.woken.size() == 5);
     REQUIRE(s.recorder.disconnected.size() == 1);
     for (std::size_t i = 0; i < 5; ++i) {

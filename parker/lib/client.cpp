@@ -111,7 +111,6 @@ std::vector<RejectedPark> Client::drop_connection(Ending ending) {
   queued_drops_.clear();
   if (loop_ != nullptr && socket_) loop_->unwatch(socket_.get());
   socket_.reset();
-  peer_gone_.reset();
   ++generation_;
   reader_ = protocol::FrameReader{};  // closes fds of a frame that will never complete
   send_queue_.clear();
@@ -145,13 +144,6 @@ void Client::close() {
 
 void Client::abandon_connection(Error why) {
   if (socket_) disconnect(why, Ending::by_us);
-}
-
-void Client::on_socket_error(Error why) {
-  if (!socket_) return;
-  if (!peer_gone_) peer_gone_ = why;
-  set_write_interest(false);
-  on_readable();  // unless already inside it: then its loop goes on to the end
 }
 
 void Client::on_timer() {

@@ -14,21 +14,23 @@ namespace {
 constexpr int kMaxReadsPerCall = 16;
 }  // namespace
 
-void Client::on_readable() {
-  if (!socket_ || reading_) return;
+void Client::on_readable() { read_frames(kMaxReadsPerCall); }
+
+// libuv stops watching a socket in error, so what parker sent before it went is read now, to
+// the end: the read that finds nothing left reports the error (ECONNRESET) and ends the session.
+void Client::on_socket_error(Error why) {
+  if (!socket_) return;
   const std::uint64_t generation = generation_;
-  reading_ = true;
-  struct Done {
-    bool& reading;
-    ~Done() { reading = false; }
-  } done{reading_};
-  // Once parker is gone, everything it sent is already in our socket: read it all now.
-  for (int reads = 0; peer_gone_ || reads < kMaxReadsPerCall; ++reads) {
+  read_frames(std::numeric_limits<int>::max());
+  if (socket_ && generation_ == generation) disconnect(why, Ending::by_parker);  // not gone after all
+}
+
+void Client::read_frames(int max_reads) {
+  if (!socket_) return;
+  const std::uint64_t generation = generation_;
+  for (int reads = 0; reads < max_reads; ++reads) {
     Error e = reader_.read_from(socket_.get());
-    if (e.is(EAGAIN)) {
-      if (peer_gone_) disconnect(*peer_gone_, Ending::by_parker);
-      return;
-    }
+    if (e.is(EAGAIN)) return;
     if (e.failed()) {
       // ECONNRESET: parker closed (any whole frame before the end was handled last round).
       // kErrControlTruncated: we are out of fds and the kernel dropped some; the stream can

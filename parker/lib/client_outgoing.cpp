@@ -98,7 +98,7 @@ void Client::encode_ids(protocol::MessageType type, std::vector<std::uint64_t>& 
 }
 
 void Client::write_out() {
-  if (!socket_ || peer_gone_) return;
+  if (!socket_) return;
   if (send_queue_.empty()) {
     set_write_interest(false);
     return;
@@ -110,8 +110,10 @@ void Client::write_out() {
     set_write_interest(true);  // parker is slow to read: wait until the socket drains
   } else if (e.is(EPIPE) || e.is(ECONNRESET)) {
     // Parker has closed its end, maybe right after writing WAKE frames: their fds are ours
-    // alone now, and closing the socket unread would close every one of those clients.
-    on_socket_error(e);
+    // alone now, and closing the socket unread would close every one of those clients. The
+    // socket reads as ended (or in error) from now on: the read side ends the session once
+    // everything before the end is handled.
+    set_write_interest(false);
   } else {
     disconnect(e);
   }

@@ -356,6 +356,7 @@ class Client {
   void encode_writes();  // client_write_through.cpp
   void send_now(const protocol::Message& message);
   void return_parks(std::vector<RejectedPark> parks);
+  void read_frames(int max_reads);
   void dispatch(protocol::Frame& frame);
   void handle_welcome(const protocol::Welcome& welcome);
   void handle_wake(protocol::Wake& wake, std::vector<UniqueFd>& fds);
@@ -385,10 +386,6 @@ class Client {
   // Bumped whenever the connection is replaced or closed, so code that ran callbacks can tell
   // that the connection it was working on is gone.
   std::uint64_t generation_ = 0;
-  // Parker is gone (a write failed with EPIPE, or the socket is in error): nothing more is
-  // written, and what it sent is read to the end before the session ends with this error.
-  std::optional<Error> peer_gone_;
-  bool reading_ = false;  // inside on_readable(): a write failing there leaves the reading to it
 
   protocol::Welcome welcome_;
   std::uint32_t credit_ = 0;
