@@ -293,7 +293,7 @@ TEST_CASE("1.4: a pipe claimed a socket does not survive a take-over, and its ow
     auto welcome = again.hello("web", proto::kVersionMajor, kMinor14);
     REQUIRE(welcome.has_value());
     CHECK(welcome->parked_in_pool == 1);
-    REQUIRE(again.wait_for([&] { return !again.inbox().closed.empty(); }));
+    REQUIRE(again.wait_for_closed(1));
     CHECK(again.inbox().closed[0].id == 2);
     CHECK(again.inbox().closed[0].reason == proto::CloseReason::error);
     pollfd p{pipe.write_end.get(), POLLOUT, 0};

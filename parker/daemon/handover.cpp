@@ -140,7 +140,7 @@ std::pair<std::size_t, std::size_t> Daemon::adopt_items(std::vector<HandoverItem
   if (refused != 0) {
     capacity_.fds_released(refused);
     spdlog::error("{} handed-over connections could not be parked or held here (limits, pool of another uid, "
-                  "not a socket): closed, and their owners told so (CLOSED error)",
+                  "not a socket): closed, and CLOSED error sent to their pools here",
                   refused);
   }
   return {parked, held};
