@@ -8,6 +8,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "support/daemon_harness.hpp"
 
@@ -237,4 +238,47 @@ TEST_CASE("SIGTERM with an owner that does not read: bounded wait, then exit 0",
   CHECK(still_open == owner.reader().queued_fds());
   INFO("handed back before the flush time ran out: " << handed);
   CHECK(handed < pairs.size());
+}
+
+// A busy owner reads its last wakes slowly, but reads: parker must wait for it rather than
+// close those clients when the flush time (2 s) is up — it only gives up on an owner that
+// takes nothing for that long. 100 blobs of 60 KB are about 6 MB; read a socket-buffer's
+// worth (64 KiB) every 40 ms, they take about 4 s, never 2 s without progress.
+TEST_CASE("SIGTERM with an owner that reads slowly: every connection handed back, then exit 0",
+          "[daemon][lifecycle][shutdown]") {
+  ParkerProcess parker;
+  TcpListener listener;
+  RawOwner owner(parker.socket_path());
+  REQUIRE(owner.hello("slow"));
+  constexpr std::size_t kParked = 100;
+  std::vector<TcpPair> pairs;
+  std::vector<proto::ParkRecord> records;
+  std::vector<int> fds;
+  for (std::size_t i = 0; i < kParked; ++i) {
+    pairs.push_back(listener.pair());
+    records.push_back({i, 0, 0, std::string(60000, 'q')});
+    fds.push_back(pairs.back().server.get());
+  }
+  owner.park(records, fds);
+  for (auto& p : pairs) p.server.reset();
+  owner.stats();
+  parker.process().signal(SIGTERM);
+  const auto started = std::chrono::steady_clock::now();
+  std::size_t reads = 0;
+  while (!owner.inbox().eof && std::chrono::steady_clock::now() - started < 60s) {
+    if (owner.poll_once(1s)) ++reads;
+    std::this_thread::sleep_for(40ms);  // the slow reader itself, not a wait for a condition
+  }
+  INFO(reads << " reads, " << owner.inbox().wakes.size() << " wakes, in "
+             << std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count()
+             << " ms");
+  CHECK(owner.inbox().wakes.size() == kParked);
+  REQUIRE_FALSE(owner.inbox().errors.empty());
+  CHECK(owner.inbox().errors.back().code == proto::ErrorCode::shutting_down);
+  auto status = parker.process().wait(10s);
+  REQUIRE(status);
+  CHECK(exit_code(*status) == 0);
+  write_text(pairs[42].client.get(), "handed back");
+  REQUIRE(owner.wake_for(42) != nullptr);
+  CHECK(read_text(owner.wake_for(42)->fd.get()) == "handed back");
 }

@@ -610,6 +610,7 @@ void ControlSession::encode_pending() {
 }
 
 void ControlSession::take_flush_result(OutputQueue::FlushResult& result) {
+  core_.totals.bytes_to_owners += result.bytes_written;
   if (result.fds_released != 0) core_.fds_released(result.fds_released);
   // 1.0: a WAKE's fds are the owner's from the frame's first byte on.
   if (pool_ != nullptr) {

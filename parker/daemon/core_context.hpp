@@ -35,6 +35,7 @@ struct CoreTotals {
   std::size_t blob_bytes = 0;
   std::size_t max_parked = 0;  // quota_total: parks beyond it are refused
   bool stopping = false;       // shutdown began: no new parks, no new holds
+  std::uint64_t bytes_to_owners = 0;  // written to sessions: a shutdown waits while it grows
 };
 
 // What pools and sessions report or ask of whoever owns them all (the Daemon; a fake in

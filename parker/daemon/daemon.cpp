@@ -117,6 +117,8 @@ void Daemon::request_shutdown() {
   listener_.stop();
   for (auto& [name, pool] : pools_) pool->shutdown();
   for (ControlSession* s : std::vector<ControlSession*>(sessions_.begin(), sessions_.end())) s->finish();
+  shutdown_began_ms_ = uv_now(loop_);
+  shutdown_bytes_seen_ = totals_.bytes_to_owners;
   uv_timer_start(&shutdown_timer_, on_shutdown_timer, static_cast<std::uint64_t>(config_.shutdown_flush.count()), 0);
   maybe_finish_shutdown();
 }
@@ -186,10 +188,30 @@ void Daemon::on_signal(uv_signal_t* handle, int signum) noexcept {
   self->request_shutdown();
 }
 
+// What is still queued for an owner when parker stops includes WAKE frames, whose fds are
+// the only copies of those clients: an owner that is slow but reading (a busy server, a
+// big backlog of blobs) is waited for. One that took nothing for a whole shutdown_flush is
+// not reading, and shutdown_limit bounds the wait in all.
 void Daemon::on_shutdown_timer(uv_timer_t* handle) noexcept {
   auto* self = static_cast<Daemon*>(handle->data);
-  spdlog::warn("shutdown: {} sessions still had output after {} ms; closing them", self->sessions_.size(),
-               self->config_.shutdown_flush.count());
+  const Config& config = self->config_;
+  const std::uint64_t waited = uv_now(self->loop_) - self->shutdown_began_ms_;
+  const bool reading = self->totals_.bytes_to_owners != self->shutdown_bytes_seen_;
+  if (reading && waited < static_cast<std::uint64_t>(config.shutdown_limit.count())) {
+    self->shutdown_bytes_seen_ = self->totals_.bytes_to_owners;
+    spdlog::debug("shutdown: {} session(s) still reading their output after {} ms; waiting", self->sessions_.size(),
+                  waited);
+    uv_timer_start(&self->shutdown_timer_, on_shutdown_timer, static_cast<std::uint64_t>(config.shutdown_flush.count()),
+                   0);
+    return;
+  }
+  if (reading) {
+    spdlog::warn("shutdown: {} session(s) still had output after {} ms in all; closing them (what they did not "
+                 "read is closed)", self->sessions_.size(), waited);
+  } else {
+    spdlog::warn("shutdown: {} session(s) read none of their output for {} ms; closing them (what they did not "
+                 "read is closed)", self->sessions_.size(), config.shutdown_flush.count());
+  }
   self->stop_now();
 }
 

@@ -152,6 +152,9 @@ class Daemon final : private CoreRegistry {
   uv_prepare_t flush_prepare_{};
   bool handles_open_ = false;
   bool stopped_ = false;
+  // Shutdown: when it began, and totals_.bytes_to_owners when the flush timer last looked.
+  std::uint64_t shutdown_began_ms_ = 0;
+  std::uint64_t shutdown_bytes_seen_ = 0;
 
   std::unordered_map<std::string, std::unique_ptr<Pool>> pools_;
   std::vector<std::string> idle_candidates_;

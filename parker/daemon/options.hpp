@@ -21,7 +21,10 @@ struct Config {
   std::uint32_t max_parked_per_owner = 0;  // 0: no per-pool quota
   std::uint32_t max_blob = 64 * 1024;
   std::chrono::milliseconds owner_grace{60'000};
-  std::chrono::milliseconds shutdown_flush{2'000};  // how long TERM waits for owners to read
+  // TERM waits for owners to read what they are handed back: as long as one takes some of
+  // its output every shutdown_flush, up to shutdown_limit in all.
+  std::chrono::milliseconds shutdown_flush{2'000};
+  std::chrono::milliseconds shutdown_limit{30'000};
   std::chrono::milliseconds hello_timeout{5'000};   // a peer silent this long after connecting is dropped
   bool handle_signals = true;            // off for in-process tests
 };

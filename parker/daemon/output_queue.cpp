@@ -39,6 +39,7 @@ OutputQueue::FlushResult OutputQueue::flush(int socket) {
     }
     front_sent_ += sent.value;
     queued_bytes_ -= sent.value;
+    result.bytes_written += sent.value;
     if (front_sent_ < front.bytes.size()) {
       result.error = Error{EAGAIN};  // short write: the socket is full
       return result;

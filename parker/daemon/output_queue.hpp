@@ -60,6 +60,7 @@ class OutputQueue {
     std::vector<WrittenWakes> written_wakes;  // keep_woken: WAKE frames now whole at the peer
     std::vector<std::uint64_t> handed_ids;  // not keep_woken (1.0): WAKE records whose fds went with a first byte
     std::uint64_t parks_confirmed = 0;    // the highest PARKED count fully written (0: none)
+    std::size_t bytes_written = 0;
   };
   [[nodiscard]] FlushResult flush(int socket);
 
