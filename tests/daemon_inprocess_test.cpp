@@ -358,3 +358,58 @@ TEST_CASE("in-process: an owner that closes with parker's frames unread still le
   }
   CHECK(open_fd_count() == baseline);
 }
+
+// One 64 KiB read can hold dozens of WRITEs to hundreds of parked sockets each: an event
+// handled them all (16 reads' worth) before any other peer was looked at, so under a steady
+// write-through load a successor's or parkerctl's HELLO waited past its timeout. Now the
+// sockets written through bound an event too: a peer that says HELLO while an owner's
+// WRITE backlog waits is welcomed before that backlog is done.
+TEST_CASE("in-process: a backlog of WRITEs to many parked sockets does not keep other peers waiting",
+          "[daemon][inprocess][write_through]") {
+  std::size_t baseline = fd_baseline();
+  {
+    InProcessParker parker;
+    TcpListener listener;
+    auto owner = parker.connect();
+    REQUIRE(parker.hello(*owner, "pool", proto::kMinorWritesHandled));
+    constexpr std::size_t kConnections = 300;
+    constexpr std::size_t kWrites = 60;  // about 150 KB of WRITE frames: several reads
+    std::vector<TcpPair> pairs;
+    std::vector<std::uint64_t> ids;
+    for (std::size_t i = 0; i < kConnections; ++i) {
+      pairs.push_back(listener.pair());
+      ids.push_back(i + 1);
+    }
+    for (std::size_t first = 0; first < kConnections; first += proto::kMaxRecordsPerFrame) {
+      proto::Park park;
+      std::vector<int> fds;
+      for (std::size_t i = first; i < std::min(kConnections, first + proto::kMaxRecordsPerFrame); ++i) {
+        park.records.push_back({i + 1, 0, 0, "s"});
+        fds.push_back(pairs[i].server.get());
+      }
+      owner->send(park, fds);
+    }
+    for (auto& p : pairs) p.server.reset();
+    REQUIRE(parker.run_until([&] { return owner->inbox().parked == kConnections; }, {owner.get()}));
+    std::vector<std::byte> writes;  // in one send: the socket holds more of it so
+    for (std::size_t n = 0; n < kWrites; ++n) {
+      const std::vector<std::byte> frame = proto::encode(proto::Write{ids, "+news " + std::to_string(n) + "\r\n"});
+      writes.insert(writes.end(), frame.begin(), frame.end());
+    }
+    owner->send_bytes(writes);
+    auto other = parker.connect();
+    other->send(proto::Hello{proto::kVersionMajor, 1, "other"});
+    REQUIRE(parker.run_until([&] { return other->inbox().welcome.has_value(); }, {owner.get(), other.get()}));
+    INFO("WRITE_RESULTs when the other peer was welcomed: " << owner->inbox().write_results.size());
+    CHECK(owner->inbox().write_results.size() < kWrites);
+    // And the backlog is all done, in order, every socket written.
+    REQUIRE(parker.run_until([&] { return owner->inbox().write_results.size() == kWrites; }, {owner.get()}));
+    for (std::size_t n = 0; n < kWrites; ++n) {
+      CHECK(owner->inbox().write_results[n].write == n + 1);
+      CHECK(owner->inbox().write_results[n].written == kConnections);
+    }
+    std::string first_client = read_text(pairs[0].client.get());
+    CHECK(first_client.rfind("+news 0\r\n", 0) == 0);
+  }
+  CHECK(open_fd_count() == baseline);
+}

@@ -92,7 +92,7 @@ void ControlSession::on_poll(uv_poll_t* handle, int status, int events) noexcept
 // here too — a full fd table, or 4 MiB of output the peer did not read (a peer flooding
 // requests would otherwise have us answer all of them into memory): what is left closes.
 void ControlSession::read_to_the_end() {
-  read_input(std::numeric_limits<int>::max());
+  read_input(kToTheEnd);
   if (!closed()) close(Ending::peer_gone);
 }
 
@@ -103,7 +103,9 @@ void ControlSession::read_input(int max_reads) {
     capacity.reader_fds_changed(reader_fds_, now);
     reader_fds_ = now;
   };
+  const std::uint64_t write_targets_before = write_targets_;
   for (int round = 0; round < max_reads && !closed() && !input_paused(); ++round) {
+    if (max_reads != kToTheEnd && write_targets_ - write_targets_before >= kWriteTargetsPerEvent) break;
     if (!capacity.room_to_read()) {
       // Not one more fd into a full table: the kernel would truncate and lose them. They
       // wait in the peer's socket until fds leave parker (resume_input).

@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <limits>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -100,8 +101,13 @@ class ControlSession {
   static void on_poll(uv_poll_t* handle, int status, int events) noexcept;
   static void on_closed(uv_handle_t* handle) noexcept;
   void close(Ending ending);
-  // Reads per readiness event, so that one busy peer does not starve the others.
+  // Reads per readiness event, so that one busy peer does not starve the others (the poll
+  // is level-triggered: it calls again). One 64 KiB read can hold hundreds of WRITEs to
+  // hundreds of parked sockets each, so the sockets written through bound an event too
+  // (every frame of a read is handled: an event goes over by at most one read's worth).
   static constexpr int kReadsPerEvent = 16;
+  static constexpr std::uint64_t kWriteTargetsPerEvent = 4096;
+  static constexpr int kToTheEnd = std::numeric_limits<int>::max();  // no bound at all
   void read_input(int max_reads = kReadsPerEvent);
   void read_to_the_end();
   void handle(protocol::Frame& frame);
@@ -189,6 +195,7 @@ class ControlSession {
 
   // 1.1: WRITE frames of this session, numbered as they arrive (WRITE_RESULT names them).
   std::uint64_t writes_handled_ = 0;
+  std::uint64_t write_targets_ = 0;   // sockets named by those WRITEs (bounds an event's work)
 
   bool leaving_ = false;  // the owner said GOODBYE
   int poll_events_ = 0;

@@ -13,6 +13,7 @@ void ControlSession::on_message(protocol::Write& m, std::vector<UniqueFd>& /*fds
   if (!require_owner("write")) return;
   protocol::WriteResult result;
   result.write = ++writes_handled_;
+  write_targets_ += m.ids.size();
   for (std::uint64_t id : m.ids) {
     if (pool_->write(id, m.payload)) {
       ++result.written;
