@@ -413,3 +413,66 @@ TEST_CASE("in-process: a backlog of WRITEs to many parked sockets does not keep 
   }
   CHECK(open_fd_count() == baseline);
 }
+
+// What parker answers a gone peer is never read, so it must not stop parker reading what
+// that peer left: here 150 refused parks come back with their 60 KB blobs (9 MB of
+// REJECTED, above the 4 MiB output high-water mark), and only then the owner's last PARK,
+// before it closes without reading. Parker used to stop reading at the mark and close that
+// connection with the session; it drops the unread answers instead and keeps the park.
+TEST_CASE("in-process: an owner gone with megabytes of answers unread still leaves its last PARK with parker",
+          "[daemon][inprocess][peer_gone]") {
+  std::size_t baseline = fd_baseline();
+  {
+    InProcessParker parker;
+    TcpListener listener;
+    auto owner = parker.connect();
+    REQUIRE(parker.hello(*owner, "pool", 1));
+    // Sent a piece at a time, the loop run whenever the socket is full: parker reads the
+    // frame while it arrives, as it would from another process.
+    auto send_all = [&](const std::vector<std::byte>& bytes, const std::vector<int>& fds) {
+      std::size_t done = 0;
+      for (int rounds = 0; done < bytes.size() && rounds < 100000; ++rounds) {
+        std::size_t n = 0;
+        Error e = send_all_with_fds(owner->fd(), std::span(bytes).subspan(done),
+                                    done == 0 ? std::span<const int>(fds) : std::span<const int>{}, &n);
+        done += n;
+        if (e.is(EAGAIN)) {
+          (void)parker.run_until([] { return true; });  // one loop iteration
+        } else if (e.failed()) {
+          FAIL("send to parker: " << describe(e));
+        }
+      }
+      REQUIRE(done == bytes.size());
+    };
+    constexpr std::size_t kRefused = 150;
+    constexpr std::uint8_t kUndeclaredSet = 3 << proto::kKeepaliveSetShift;  // refused: no_rules
+    std::vector<TcpPair> refused_pairs;
+    proto::Park refused;
+    std::vector<int> refused_fds;
+    for (std::size_t i = 0; i < kRefused; ++i) {
+      refused_pairs.push_back(listener.pair());
+      refused.records.push_back({100 + i, 0, kUndeclaredSet, std::string(60000, 'r')});
+      refused_fds.push_back(refused_pairs.back().server.get());
+    }
+    send_all(proto::encode(refused), refused_fds);
+    // The refusals have begun to come back: parker read that whole frame, and its answer
+    // keeps it from reading more.
+    REQUIRE(parker.run_until([&] {
+      int unread = 0;
+      return ::ioctl(owner->fd(), FIONREAD, &unread) == 0 && unread > 0;
+    }));
+    auto pair = listener.pair();
+    send_all(proto::encode(proto::Park{{{4, 0, 0, "kept"}}}), {pair.server.get()});
+    for (auto& p : refused_pairs) p.server.reset();
+    pair.server.reset();
+    owner.reset();  // megabytes of REJECTED unread
+    REQUIRE(parker.run_until([&] { return parker.metric("parker_owner_sessions") == 0; }));
+    CHECK(parker.metric("parker_parked_connections") == 1);
+    CHECK(::send(pair.client.get(), "y", 1, MSG_NOSIGNAL) == 1);
+    pollfd p{pair.client.get(), POLLIN, 0};
+    CHECK(::poll(&p, 1, 0) == 0);  // no EOF: parker holds the connection
+    // The refused ones went with the owner: closed, none left open in parker.
+    for (auto& r : refused_pairs) CHECK(peer_closed(r.client.get()));
+  }
+  CHECK(open_fd_count() == baseline);
+}

@@ -87,13 +87,22 @@ void ControlSession::on_poll(uv_poll_t* handle, int status, int events) noexcept
   if ((events & UV_READABLE) != 0 && !self->closed()) self->read_input();
 }
 
-// The peer is gone: everything it sent is in our socket already. read_input() ends the
-// session at the end of the stream (or on a fatal frame). What pauses the reading stops it
-// here too — a full fd table, or 4 MiB of output the peer did not read (a peer flooding
-// requests would otherwise have us answer all of them into memory): what is left closes.
+// The peer is gone: everything it sent is in our socket already, and read_input() ends the
+// session at the end of the stream (or on a fatal frame). Nobody reads what we answer from
+// here on, so it is dropped as it comes (drop_unread_output) — only the wakes in it matter,
+// and they go back to the pool when the session closes — and the output high-water mark
+// cannot stop the reading short of a PARK the peer left (its fd is ours alone). Only a full
+// fd table stops it: what is left then closes.
 void ControlSession::read_to_the_end() {
   read_input(kToTheEnd);
   if (!closed()) close(Ending::peer_gone);
+}
+
+void ControlSession::drop_unread_output() {
+  const std::size_t dropped = out_.drop_all_but_wakes();
+  if (dropped == 0) return;
+  core_.fds_released(dropped);
+  for (std::size_t i = 0; i < dropped; ++i) core_.counters.count(protocol::CloseReason::owner_gone);
 }
 
 void ControlSession::read_input(int max_reads) {
@@ -104,7 +113,9 @@ void ControlSession::read_input(int max_reads) {
     reader_fds_ = now;
   };
   const std::uint64_t write_targets_before = write_targets_;
-  for (int round = 0; round < max_reads && !closed() && !input_paused(); ++round) {
+  for (int round = 0; round < max_reads && !closed(); ++round) {
+    if (max_reads == kToTheEnd) drop_unread_output();
+    if (input_paused()) break;
     if (max_reads != kToTheEnd && write_targets_ - write_targets_before >= kWriteTargetsPerEvent) break;
     if (!capacity.room_to_read()) {
       // Not one more fd into a full table: the kernel would truncate and lose them. They

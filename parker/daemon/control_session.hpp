@@ -110,6 +110,7 @@ class ControlSession {
   static constexpr int kToTheEnd = std::numeric_limits<int>::max();  // no bound at all
   void read_input(int max_reads = kReadsPerEvent);
   void read_to_the_end();
+  void drop_unread_output();
   void handle(protocol::Frame& frame);
   void on_message(protocol::Hello& m, std::vector<UniqueFd>& fds);
   void on_message(protocol::Park& m, std::vector<UniqueFd>& fds);

@@ -77,6 +77,26 @@ std::vector<WakeItem> OutputQueue::take_wakes(bool include_started) {
   return taken;
 }
 
+std::size_t OutputQueue::drop_all_but_wakes() noexcept {
+  std::size_t closed = 0;
+  std::deque<OutgoingFrame> kept;
+  for (std::size_t i = 0; i < frames_.size(); ++i) {
+    OutgoingFrame& f = frames_[i];
+    const bool started = i == 0 && front_sent_ > 0;
+    if (!f.wakes.empty() && !f.fds.empty()) {
+      kept.push_back(std::move(f));
+      continue;
+    }
+    closed += f.fds.size();
+    queued_fds_ -= f.fds.size();
+    if (f.wakes.empty()) queued_returned_fds_ -= f.fds.size();
+    queued_bytes_ -= f.bytes.size() - (started ? front_sent_ : 0);
+    if (started) front_sent_ = 0;
+  }
+  frames_.swap(kept);
+  return closed;
+}
+
 std::size_t OutputQueue::clear() noexcept {
   std::size_t closed = queued_fds_;
   frames_.clear();

@@ -70,6 +70,9 @@ class OutputQueue {
   [[nodiscard]] std::vector<WakeItem> take_wakes(bool include_started);
   // Drops everything still queued; returns how many fds that closed.
   std::size_t clear() noexcept;
+  // The peer is gone: drops every frame but the WAKE frames whose fds are still ours (those
+  // go back to the pool with take_wakes). Returns how many fds that closed.
+  std::size_t drop_all_but_wakes() noexcept;
 
   [[nodiscard]] bool empty() const noexcept { return frames_.empty(); }
   [[nodiscard]] std::size_t queued_bytes() const noexcept { return queued_bytes_; }
