@@ -89,13 +89,20 @@ void ControlSession::on_poll(uv_poll_t* handle, int status, int events) noexcept
 
 // The peer is gone: everything it sent is in our socket already, and read_input() ends the
 // session at the end of the stream (or on a fatal frame). Nobody reads what we answer from
-// here on, so it is dropped as it comes (drop_unread_output) — only the wakes in it matter,
-// and they go back to the pool when the session closes — and the output high-water mark
-// cannot stop the reading short of a PARK the peer left (its fd is ours alone). Only a full
-// fd table stops it: what is left then closes.
+// here on: its queries are not answered, and what else we queue is dropped as it comes
+// (drop_unread_output) — only the wakes in it matter, and they go back to the pool when the
+// session closes. So the output high-water mark cannot stop the reading short of a PARK
+// the peer left (its fd is ours alone); only a full fd table does: what is left then closes.
 void ControlSession::read_to_the_end() {
   read_input(kToTheEnd);
   if (!closed()) close(Ending::peer_gone);
+}
+
+// A question whose answer is all it causes: a gone peer's are not answered (a flood of
+// them would only cost time).
+bool ControlSession::is_query(protocol::MessageType type) noexcept {
+  using protocol::MessageType;
+  return type == MessageType::stats || type == MessageType::list || type == MessageType::inventory;
 }
 
 void ControlSession::drop_unread_output() {
@@ -146,8 +153,9 @@ void ControlSession::read_input(int max_reads) {
     }
     while (auto frame = reader_.next()) {
       sync_reader_fds();
-      handle(*frame);
+      if (max_reads != kToTheEnd || !is_query(protocol::type_of(frame->message))) handle(*frame);
       if (closed()) return;
+      if (max_reads == kToTheEnd) drop_unread_output();
     }
     sync_reader_fds();
     if (reader_.error() != protocol::DecodeError::none) {
