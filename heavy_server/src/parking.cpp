@@ -615,10 +615,8 @@ void Parking::flush_writes() {
   if (e.failed()) {
     spdlog::debug("write-through of {} message(s) not sent ({}); recalling them", ids.size(), parker::describe(e));
     for (std::uint64_t id : ids) {
-      if (ParkedSubscriber* s = stand_in_of(id)) {
-        s->keep_returned(batch_payload_, true);
-        s->write_answered();
-      }
+      if (ParkedSubscriber* s = stand_in_of(id)) s->keep_returned(batch_payload_, true);
+      write_settled(id);
     }
     return;
   }
@@ -655,12 +653,18 @@ void Parking::write_result(const parker::ShardedWriteResult& result) {
                  "(parker gone): it may not have been delivered",
                  result.unknown.size());
   }
-  for (std::uint64_t id : w.ids) {
-    ParkedSubscriber* s = stand_in_of(id);
-    if (s == nullptr) continue;
-    s->write_answered();
-    if (s->writes_in_flight() == 0 && waiting_.contains(id)) finish_waiting(id);
-  }
+  for (std::uint64_t id : w.ids) write_settled(id);
+}
+
+// A WRITE naming `id` was answered, or will never be sent. A connection woken meanwhile
+// waits for its last one (come_back): that one may be a batch still unsent when the wake
+// came — PUBLISH wrote through, then the WAKE and the end of the session arrived in the
+// same loop iteration — which fails here in flush_writes, not in write_result.
+void Parking::write_settled(std::uint64_t id) {
+  ParkedSubscriber* s = stand_in_of(id);
+  if (s == nullptr) return;
+  s->write_answered();
+  if (s->writes_in_flight() == 0 && waiting_.contains(id)) finish_waiting(id);
 }
 
 void Parking::closed_by_parker(std::uint64_t id, parker::protocol::CloseReason reason) {

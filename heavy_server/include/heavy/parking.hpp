@@ -108,6 +108,7 @@ class Parking final : private WriteThrough {
   void inventory(std::size_t shard, const parker::protocol::InventoryReply& reply);
   void left(parker::Error error);
   void write_result(const parker::ShardedWriteResult& result);
+  void write_settled(std::uint64_t id);
 
   // Write-through (WriteThrough): messages batched per payload until the loop iteration ends.
   bool write_through(std::uint64_t id, std::string_view pattern, std::string_view channel,
