@@ -105,11 +105,13 @@ bool ControlSession::is_query(protocol::MessageType type) noexcept {
   return type == MessageType::stats || type == MessageType::list || type == MessageType::inventory;
 }
 
-void ControlSession::drop_unread_output() {
-  const std::size_t dropped = out_.drop_all_but_wakes();
-  if (dropped == 0) return;
-  core_.fds_released(dropped);
-  for (std::size_t i = 0; i < dropped; ++i) core_.counters.count(protocol::CloseReason::owner_gone);
+void ControlSession::drop_unread_output() { closed_unsent(out_.drop_all_but_wakes()); }
+
+// Fds of frames dropped unsent (refused parks of a peer that went away) were closed.
+void ControlSession::closed_unsent(std::size_t fds) {
+  if (fds == 0) return;
+  core_.fds_released(fds);
+  for (std::size_t i = 0; i < fds; ++i) core_.counters.count(protocol::CloseReason::owner_gone);
 }
 
 void ControlSession::read_input(int max_reads) {
@@ -119,11 +121,11 @@ void ControlSession::read_input(int max_reads) {
     capacity.reader_fds_changed(reader_fds_, now);
     reader_fds_ = now;
   };
+  const bool to_the_end = max_reads == kToTheEnd;  // the peer is gone (read_to_the_end)
   const std::uint64_t write_targets_before = write_targets_;
-  for (int round = 0; round < max_reads && !closed(); ++round) {
-    if (max_reads == kToTheEnd) drop_unread_output();
-    if (input_paused()) break;
-    if (max_reads != kToTheEnd && write_targets_ - write_targets_before >= kWriteTargetsPerEvent) break;
+  if (to_the_end) drop_unread_output();
+  for (int round = 0; round < max_reads && !closed() && !input_paused(); ++round) {
+    if (!to_the_end && write_targets_ - write_targets_before >= kWriteTargetsPerEvent) break;
     if (!capacity.room_to_read()) {
       // Not one more fd into a full table: the kernel would truncate and lose them. They
       // wait in the peer's socket until fds leave parker (resume_input).
@@ -153,9 +155,9 @@ void ControlSession::read_input(int max_reads) {
     }
     while (auto frame = reader_.next()) {
       sync_reader_fds();
-      if (max_reads != kToTheEnd || !is_query(protocol::type_of(frame->message))) handle(*frame);
+      if (!to_the_end || !is_query(protocol::type_of(frame->message))) handle(*frame);
       if (closed()) return;
-      if (max_reads == kToTheEnd) drop_unread_output();
+      if (to_the_end) drop_unread_output();
     }
     sync_reader_fds();
     if (reader_.error() != protocol::DecodeError::none) {
@@ -803,10 +805,7 @@ void ControlSession::close(Ending ending) {
   state_ = State::closed;
   give_back_credit();
   // What is still queued (refused fds of a peer that went away) is closed.
-  if (std::size_t dropped = out_.clear(); dropped != 0) {
-    core_.fds_released(dropped);
-    for (std::size_t i = 0; i < dropped; ++i) core_.counters.count(protocol::CloseReason::owner_gone);
-  }
+  closed_unsent(out_.clear());
   // Fds of a frame that will never complete.
   reader_ = protocol::FrameReader{};
   core_.capacity.reader_fds_changed(reader_fds_, 0);

@@ -111,6 +111,7 @@ class ControlSession {
   void read_input(int max_reads = kReadsPerEvent);
   void read_to_the_end();
   void drop_unread_output();
+  void closed_unsent(std::size_t fds);
   [[nodiscard]] static bool is_query(protocol::MessageType type) noexcept;
   void handle(protocol::Frame& frame);
   void on_message(protocol::Hello& m, std::vector<UniqueFd>& fds);

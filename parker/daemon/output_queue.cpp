@@ -55,45 +55,47 @@ OutputQueue::FlushResult OutputQueue::flush(int socket) {
   return result;
 }
 
-std::vector<WakeItem> OutputQueue::take_wakes(bool include_started) {
-  std::vector<WakeItem> taken;
+// Takes out of the queue, in order, every frame `removes(frame, started)` says so of
+// (`started`: the front frame, partly written), keeping the counts true.
+template <class Removes>
+void OutputQueue::remove_frames(Removes removes) {
   std::deque<OutgoingFrame> kept;
   for (std::size_t i = 0; i < frames_.size(); ++i) {
     OutgoingFrame& f = frames_[i];
-    bool started = i == 0 && front_sent_ > 0;
-    bool ours = !f.wakes.empty() && !f.fds.empty() && (!started || include_started);
-    if (!ours) {
+    const bool started = i == 0 && front_sent_ > 0;
+    const std::size_t fds = f.fds.size();
+    const bool returned = f.wakes.empty();
+    if (!removes(f, started)) {
       kept.push_back(std::move(f));
       continue;
     }
-    for (std::size_t k = 0; k < f.fds.size(); ++k) {
-      taken.push_back(WakeItem{std::move(f.wakes[k]), std::move(f.fds[k]), k < f.woken_ns.size() ? f.woken_ns[k] : 0});
-    }
-    queued_fds_ -= f.fds.size();
+    queued_fds_ -= fds;
+    if (returned) queued_returned_fds_ -= fds;
     queued_bytes_ -= f.bytes.size() - (started ? front_sent_ : 0);
     if (started) front_sent_ = 0;
   }
   frames_.swap(kept);
+}
+
+std::vector<WakeItem> OutputQueue::take_wakes(bool include_started) {
+  std::vector<WakeItem> taken;
+  remove_frames([&](OutgoingFrame& f, bool started) {
+    if (!holds_wakes(f) || (started && !include_started)) return false;
+    for (std::size_t k = 0; k < f.fds.size(); ++k) {
+      taken.push_back(WakeItem{std::move(f.wakes[k]), std::move(f.fds[k]), k < f.woken_ns.size() ? f.woken_ns[k] : 0});
+    }
+    return true;
+  });
   return taken;
 }
 
 std::size_t OutputQueue::drop_all_but_wakes() noexcept {
   std::size_t closed = 0;
-  std::deque<OutgoingFrame> kept;
-  for (std::size_t i = 0; i < frames_.size(); ++i) {
-    OutgoingFrame& f = frames_[i];
-    const bool started = i == 0 && front_sent_ > 0;
-    if (!f.wakes.empty() && !f.fds.empty()) {
-      kept.push_back(std::move(f));
-      continue;
-    }
-    closed += f.fds.size();
-    queued_fds_ -= f.fds.size();
-    if (f.wakes.empty()) queued_returned_fds_ -= f.fds.size();
-    queued_bytes_ -= f.bytes.size() - (started ? front_sent_ : 0);
-    if (started) front_sent_ = 0;
-  }
-  frames_.swap(kept);
+  remove_frames([&](const OutgoingFrame& f, bool /*started*/) {
+    if (holds_wakes(f)) return false;
+    closed += f.fds.size();  // they close with the frame
+    return true;
+  });
   return closed;
 }
 

@@ -84,6 +84,10 @@ class OutputQueue {
   [[nodiscard]] bool owns_fds_of_started(const OutgoingFrame& f) const noexcept {
     return keep_woken_ && !f.wakes.empty();
   }
+  // A WAKE frame whose fds are still ours (not gone with a first byte, 1.0).
+  [[nodiscard]] static bool holds_wakes(const OutgoingFrame& f) noexcept { return !f.wakes.empty() && !f.fds.empty(); }
+  template <class Removes>
+  void remove_frames(Removes removes);
 
   std::deque<OutgoingFrame> frames_;
   std::size_t front_sent_ = 0;    // bytes of the front frame already written
