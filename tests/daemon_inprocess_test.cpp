@@ -28,6 +28,19 @@ std::vector<std::byte> bytes_of(const std::string& s) {
   return {p, p + s.size()};
 }
 
+// Parks the server end of every pair, ids 1..n, in full PARK frames (written, not yet read).
+void park_all(RawOwner& owner, const std::vector<TcpPair>& pairs) {
+  for (std::size_t first = 0; first < pairs.size(); first += proto::kMaxRecordsPerFrame) {
+    proto::Park park;
+    std::vector<int> fds;
+    for (std::size_t i = first; i < std::min(pairs.size(), first + proto::kMaxRecordsPerFrame); ++i) {
+      park.records.push_back({i + 1, 0, 0, "s"});
+      fds.push_back(pairs[i].server.get());
+    }
+    owner.send(park, fds);
+  }
+}
+
 // libuv opens a process-wide signal pipe the first time a signal handle is made, and keeps
 // it: make it before a test counts its fds.
 std::size_t fd_baseline() {
@@ -88,6 +101,24 @@ class InProcessParker {
     owner.send(proto::Hello{proto::kVersionMajor, minor, pool});
     return run_until([&] { return owner.inbox().welcome.has_value() || owner.inbox().eof; }, {&owner}) &&
            owner.inbox().welcome.has_value();
+  }
+  // Sends more than a socket holds: a piece at a time, the loop run whenever the socket is
+  // full, so parker reads the frame while it arrives, as it would from another process.
+  void send_while_running(RawOwner& owner, const proto::Message& message, const std::vector<int>& fds) {
+    const std::vector<std::byte> bytes = proto::encode(message);
+    std::size_t done = 0;
+    for (int rounds = 0; done < bytes.size() && rounds < 100000; ++rounds) {
+      std::size_t n = 0;
+      Error e = send_all_with_fds(owner.fd(), std::span(bytes).subspan(done),
+                                  done == 0 ? std::span<const int>(fds) : std::span<const int>{}, &n);
+      done += n;
+      if (e.is(EAGAIN)) {
+        uv_run(&loop_, UV_RUN_NOWAIT);
+      } else if (e.failed()) {
+        FAIL("send to parker: " << describe(e));
+      }
+    }
+    REQUIRE(done == bytes.size());
   }
   long long metric(const std::string& name) { return test::metric(daemon_->stats_text(), name); }
 
@@ -274,17 +305,9 @@ TEST_CASE("in-process: a RECALL of hundreds sends its full WAKE frames early and
     constexpr std::size_t kConnections = 600;  // more than two full WAKE frames
     std::vector<TcpPair> pairs;
     for (std::size_t i = 0; i < kConnections; ++i) pairs.push_back(listener.pair());
+    park_all(*owner, pairs);
     proto::Recall recall;
-    for (std::size_t first = 0; first < kConnections; first += proto::kMaxRecordsPerFrame) {
-      proto::Park park;
-      std::vector<int> fds;
-      for (std::size_t i = first; i < std::min(kConnections, first + proto::kMaxRecordsPerFrame); ++i) {
-        park.records.push_back({i + 1, 0, 0, "s"});
-        fds.push_back(pairs[i].server.get());
-        recall.ids.push_back(i + 1);
-      }
-      owner->send(park, fds);
-    }
+    for (std::size_t i = 0; i < kConnections; ++i) recall.ids.push_back(i + 1);
     // Written before parker runs: it reads the PARK frames and the RECALL in one batch, so
     // the wakes it sends while still in the RECALL must follow a PARKED covering every park.
     owner->send(recall);
@@ -380,15 +403,7 @@ TEST_CASE("in-process: a backlog of WRITEs to many parked sockets does not keep 
       pairs.push_back(listener.pair());
       ids.push_back(i + 1);
     }
-    for (std::size_t first = 0; first < kConnections; first += proto::kMaxRecordsPerFrame) {
-      proto::Park park;
-      std::vector<int> fds;
-      for (std::size_t i = first; i < std::min(kConnections, first + proto::kMaxRecordsPerFrame); ++i) {
-        park.records.push_back({i + 1, 0, 0, "s"});
-        fds.push_back(pairs[i].server.get());
-      }
-      owner->send(park, fds);
-    }
+    park_all(*owner, pairs);
     for (auto& p : pairs) p.server.reset();
     REQUIRE(parker.run_until([&] { return owner->inbox().parked == kConnections; }, {owner.get()}));
     std::vector<std::byte> writes;  // in one send: the socket holds more of it so
@@ -427,23 +442,6 @@ TEST_CASE("in-process: an owner gone with megabytes of answers unread still leav
     TcpListener listener;
     auto owner = parker.connect();
     REQUIRE(parker.hello(*owner, "pool", 1));
-    // Sent a piece at a time, the loop run whenever the socket is full: parker reads the
-    // frame while it arrives, as it would from another process.
-    auto send_all = [&](const std::vector<std::byte>& bytes, const std::vector<int>& fds) {
-      std::size_t done = 0;
-      for (int rounds = 0; done < bytes.size() && rounds < 100000; ++rounds) {
-        std::size_t n = 0;
-        Error e = send_all_with_fds(owner->fd(), std::span(bytes).subspan(done),
-                                    done == 0 ? std::span<const int>(fds) : std::span<const int>{}, &n);
-        done += n;
-        if (e.is(EAGAIN)) {
-          (void)parker.run_until([] { return true; });  // one loop iteration
-        } else if (e.failed()) {
-          FAIL("send to parker: " << describe(e));
-        }
-      }
-      REQUIRE(done == bytes.size());
-    };
     constexpr std::size_t kRefused = 150;
     constexpr std::uint8_t kUndeclaredSet = 3 << proto::kKeepaliveSetShift;  // refused: no_rules
     std::vector<TcpPair> refused_pairs;
@@ -454,7 +452,7 @@ TEST_CASE("in-process: an owner gone with megabytes of answers unread still leav
       refused.records.push_back({100 + i, 0, kUndeclaredSet, std::string(60000, 'r')});
       refused_fds.push_back(refused_pairs.back().server.get());
     }
-    send_all(proto::encode(refused), refused_fds);
+    parker.send_while_running(*owner, refused, refused_fds);
     // The refusals have begun to come back: parker read that whole frame, and its answer
     // keeps it from reading more.
     REQUIRE(parker.run_until([&] {
@@ -462,7 +460,7 @@ TEST_CASE("in-process: an owner gone with megabytes of answers unread still leav
       return ::ioctl(owner->fd(), FIONREAD, &unread) == 0 && unread > 0;
     }));
     auto pair = listener.pair();
-    send_all(proto::encode(proto::Park{{{4, 0, 0, "kept"}}}), {pair.server.get()});
+    parker.send_while_running(*owner, proto::Park{{{4, 0, 0, "kept"}}}, {pair.server.get()});
     for (auto& p : refused_pairs) p.server.reset();
     pair.server.reset();
     owner.reset();  // megabytes of REJECTED unread

@@ -25,6 +25,24 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
+// Parks `n` connections (ids 0..n-1) with 60 KB blobs each, so that handing them back is
+// megabytes of WAKE frames; their clients' ends stay with the caller. Returns once parker
+// has taken them all (a STATS round trip after the last PARK).
+std::vector<TcpPair> park_big_blobs(RawOwner& owner, TcpListener& listener, std::size_t n) {
+  std::vector<TcpPair> pairs;
+  std::vector<proto::ParkRecord> records;
+  std::vector<int> fds;
+  for (std::size_t i = 0; i < n; ++i) {
+    pairs.push_back(listener.pair());
+    records.push_back({i, 0, 0, std::string(60000, 'q')});
+    fds.push_back(pairs.back().server.get());
+  }
+  owner.park(records, fds);
+  for (auto& p : pairs) p.server.reset();
+  owner.stats();
+  return pairs;
+}
+
 mode_t file_mode(const std::string& path) {
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) return 0;
@@ -211,17 +229,7 @@ TEST_CASE("SIGTERM with an owner that does not read: bounded wait, then exit 0",
   TcpListener listener;
   RawOwner owner(parker.socket_path());
   REQUIRE(owner.hello("stuck"));
-  std::vector<TcpPair> pairs;
-  std::vector<proto::ParkRecord> records;
-  std::vector<int> fds;
-  for (std::size_t i = 0; i < 100; ++i) {
-    pairs.push_back(listener.pair());
-    records.push_back({i, 0, 0, std::string(60000, 'q')});
-    fds.push_back(pairs.back().server.get());
-  }
-  owner.park(records, fds);
-  for (auto& p : pairs) p.server.reset();
-  owner.stats();
+  std::vector<TcpPair> pairs = park_big_blobs(owner, listener, 100);
   auto start = std::chrono::steady_clock::now();
   int code = parker.terminate(20s);
   CHECK(code == 0);
@@ -251,17 +259,7 @@ TEST_CASE("SIGTERM with an owner that reads slowly: every connection handed back
   RawOwner owner(parker.socket_path());
   REQUIRE(owner.hello("slow"));
   constexpr std::size_t kParked = 100;
-  std::vector<TcpPair> pairs;
-  std::vector<proto::ParkRecord> records;
-  std::vector<int> fds;
-  for (std::size_t i = 0; i < kParked; ++i) {
-    pairs.push_back(listener.pair());
-    records.push_back({i, 0, 0, std::string(60000, 'q')});
-    fds.push_back(pairs.back().server.get());
-  }
-  owner.park(records, fds);
-  for (auto& p : pairs) p.server.reset();
-  owner.stats();
+  std::vector<TcpPair> pairs = park_big_blobs(owner, listener, kParked);
   parker.process().signal(SIGTERM);
   const auto started = std::chrono::steady_clock::now();
   std::size_t reads = 0;

@@ -12,9 +12,6 @@
 #include <signal.h>
 
 #include <catch2/catch.hpp>
-#include <fstream>
-#include <regex>
-#include <sstream>
 
 #include "support/client_fake_parker.hpp"
 #include "support/heavy_parking_support.hpp"
@@ -24,17 +21,6 @@ using namespace std::chrono_literals;
 using parker::test::eventually;
 using parker::test::FakeParker;
 namespace proto = parker::protocol;
-
-namespace {
-
-std::string file_text(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-}  // namespace
 
 TEST_CASE("heavy: a subscriber woken while its write-through is still unsent is served when the session ends",
           "[heavy][parking][write_through]") {
@@ -49,10 +35,7 @@ TEST_CASE("heavy: a subscriber woken while its write-through is still unsent is 
   fake.send(proto::InventoryReply{true, {}});
   REQUIRE(server.wait_for_output("listening on ", 20s));
   REQUIRE(server.wait_for_output("\n", 1s));
-  std::smatch m;
-  const std::string out = server.output();
-  REQUIRE(std::regex_search(out, m, std::regex(R"(listening on \S+:(\d+))")));
-  const auto port = static_cast<std::uint16_t>(std::stoi(m[1].str()));
+  const std::uint16_t port = listening_port(server.output());
 
   // A real subscriber, parked: the fake parker holds its socket.
   const std::string received = dir.file("sub.out");

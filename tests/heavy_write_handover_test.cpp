@@ -25,8 +25,6 @@
 #include <signal.h>
 
 #include <atomic>
-#include <fstream>
-#include <iterator>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -90,11 +88,6 @@ class Publisher {
   std::atomic<bool> failed_{false};
   std::thread thread_;
 };
-
-std::string file_text(const std::string& path) {
-  std::ifstream in(path);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
 
 // What one subscriber received, against m0..m(total-1) then "end".
 struct Received {

@@ -8,6 +8,7 @@
 
 #include <fstream>
 #include <initializer_list>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <sstream>
@@ -179,6 +180,12 @@ inline void write_db_marker_snapshot(const std::string& path) {
 }
 
 // How many times `needle` occurs in `text`.
+// The whole of a file (what a redis-cli wrote there so far), or empty.
+inline std::string file_text(const std::string& path) {
+  std::ifstream in(path);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
 inline std::size_t count_of(const std::string& text, const std::string& needle) {
   std::size_t n = 0;
   for (std::size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;

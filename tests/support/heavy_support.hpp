@@ -104,6 +104,14 @@ inline std::string find_program(const std::string& name) {
 
 // The real heavy_server, started on `port` (0: an ephemeral one; a fixed one for the successor
 // of a process that died with its listening socket); killed (if still running) when destroyed.
+// The port in heavy_server's "listening on ADDR:PORT" log line.
+inline std::uint16_t listening_port(const std::string& output) {
+  std::smatch m;
+  static const std::regex line(R"(listening on (\S+):(\d+))");
+  if (!std::regex_search(output, m, line)) throw std::runtime_error("no listening line: " + output);
+  return static_cast<std::uint16_t>(std::stoi(m[2].str()));
+}
+
 class HeavyServerProcess {
  public:
   explicit HeavyServerProcess(std::vector<std::string> extra_args = {}, std::uint16_t port = 0) {
@@ -113,11 +121,7 @@ class HeavyServerProcess {
     if (!process_->wait_for_output("listening on ", 20s) || !process_->wait_for_output("\n", 1s)) {
       throw std::runtime_error("heavy_server did not start: " + process_->output());
     }
-    std::smatch m;
-    const std::string& out = process_->output();
-    static const std::regex line(R"(listening on (\S+):(\d+))");
-    if (!std::regex_search(out, m, line)) throw std::runtime_error("no listening line: " + out);
-    port_ = static_cast<std::uint16_t>(std::stoi(m[2].str()));
+    port_ = listening_port(process_->output());
   }
 
   [[nodiscard]] std::uint16_t port() const noexcept { return port_; }
