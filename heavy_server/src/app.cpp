@@ -119,6 +119,7 @@ int run_app(const Config& config) {
     parking_options.socket_paths = config.parker_sockets;
     parking_options.pool = config.pool;
     parking_options.park_after_ms = config.park_after_ms;
+    parking_options.startup_timeout_ms = config.startup_timeout_ms;
     std::optional<Parking> parking;
     if (parking_on) parking.emplace(server, parking_options);
     watch.parking = parking ? &*parking : nullptr;

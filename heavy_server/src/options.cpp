@@ -34,6 +34,11 @@ OptionsOutcome parse_options(int argc, char** argv) {
   app.add_option("--pool", config.pool, "Pool name this server parks its connections under")->capture_default_str();
   app.add_option("--park-after", config.park_after_ms, "Park a connection after this many ms without input")
       ->capture_default_str();
+  app.add_option("--startup-timeout", config.startup_timeout_ms,
+                 "At start, wait this many ms for each answer from parker (the connections it holds, "
+                 "the listening socket a previous process left) before listening afresh without them")
+      ->capture_default_str()
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{3600000}));
   app.add_option("--session-bytes", config.session_bytes,
                  "Working-set bytes of every active session (suffixes: K, M, KiB, MiB...)")
       ->capture_default_str()

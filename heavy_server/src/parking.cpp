@@ -122,7 +122,7 @@ void Parking::start(ListenerReady on_listener) {
   figures.clear();
   for (const std::string& path : options_.socket_paths) figures.push_back({path});
   set_scan_interval(std::clamp<std::uint64_t>(options_.park_after_ms / 4, 10, 250));
-  uv_timer_start(&phase_timer_, on_phase_timer, options_.startup_timeout_ms, 0);
+  wait_at_start();
   // Wakes are acknowledged by woken() itself: once a graceful restart has begun, the ones that
   // still arrive are not adopted, and must stay parker's (for the successor) — see woken().
   parker::ClientOptions client_options;
@@ -216,8 +216,8 @@ void Parking::connected(std::size_t shard, const parker::protocol::Welcome& welc
     forget_all_entries();
   }
   if (phase_ == Phase::starting) {
-    if (welcome.parked_in_pool > 0 && client_->recall(kListenerParkId).ok()) {
-      // A WAKE, or ERROR unknown_id: decided then (or by the startup timer).
+    if (welcome.parked_in_pool > 0) {
+      recall_listener();  // decided by its WAKE or ERROR unknown_id (or the startup timer)
     } else {
       state.answered = true;
       maybe_start_serving();
@@ -248,8 +248,14 @@ void Parking::disconnected(std::size_t shard, parker::Error error, std::chrono::
 
 void Parking::error_from_parker(const parker::protocol::ErrorMessage& error) {
   if (error.code == parker::protocol::ErrorCode::unknown_id) {
-    // A recall crossed a wake on the wire: the wake is on its way. For the listener too (a
-    // client arrived and parker woke it to us first); the startup timer guards the rest.
+    if (error.id == kListenerParkId && listener_recalled_ && phase_ == Phase::starting && !handed_over_) {
+      // Had parker woken it to us before our RECALL, its WAKE would have come first (one
+      // stream, in order): no listener is parked for us.
+      spdlog::info("parker holds no listening socket of pool {}; listening afresh", options_.pool);
+      decide_listener({});
+      return;
+    }
+    // A recall crossed a wake on the wire: the wake is on its way.
     return;
   }
   spdlog::warn("parker: {} ({})", error.text, parker::protocol::to_string(error.code));
@@ -260,7 +266,7 @@ void Parking::error_from_parker(const parker::protocol::ErrorMessage& error) {
 void Parking::inventory(std::size_t shard, const parker::protocol::InventoryReply& reply) {
   if (!shards_[shard].inventory_pending) return;
   // A big pool comes in many batches: the start waits while they keep coming.
-  if (phase_ == Phase::starting) uv_timer_start(&phase_timer_, on_phase_timer, options_.startup_timeout_ms, 0);
+  if (phase_ == Phase::starting) wait_at_start();
   try {
     for (const parker::protocol::InventoryRecord& record : reply.records) index_record(shard, record);
   } catch (const std::bad_alloc&) {
@@ -339,13 +345,14 @@ void Parking::maybe_start_serving() {
     decide_listener(std::move(handed_over_));  // it came (as a held wake) before the inventory
   } else if (listener_in_inventory_ && listener_held_) {
     // On its way as a held wake: decided in listener_woken (or by the startup timer).
-  } else if (!listener_in_inventory_ || client_->recall(kListenerParkId).failed()) {
+  } else if (listener_in_inventory_) {
+    recall_listener();
+  } else {
     decide_listener({});
     return;
   }
-  // Else decided when the listener comes back (listener_woken), or by the startup timer — from
-  // now: indexing a big inventory's last batch must not eat the time its wake has to come.
-  if (phase_ == Phase::starting) uv_timer_start(&phase_timer_, on_phase_timer, options_.startup_timeout_ms, 0);
+  // Else decided when the listener comes back (listener_woken), or by the startup timer.
+  if (phase_ == Phase::starting) wait_at_start();
 }
 
 // --- Parking ---
@@ -692,6 +699,22 @@ void Parking::forget_all_entries() {
 
 // --- The listener across a restart ---
 
+// (Re)arms the startup timer from this moment: uv_now() is the time this loop iteration
+// began, and indexing a big inventory batch (or a loaded machine) can make that long ago —
+// the listener's wake would be given up on before parker could send it.
+void Parking::wait_at_start() {
+  uv_update_time(server_.loop());
+  uv_timer_start(&phase_timer_, on_phase_timer, options_.startup_timeout_ms, 0);
+}
+
+void Parking::recall_listener() {
+  if (client_->recall(kListenerParkId).failed()) {
+    decide_listener({});
+    return;
+  }
+  listener_recalled_ = true;
+}
+
 void Parking::on_phase_timer(uv_timer_t* timer) noexcept {
   auto* self = static_cast<Parking*>(timer->data);
   switch (self->phase_) {
@@ -699,8 +722,13 @@ void Parking::on_phase_timer(uv_timer_t* timer) noexcept {
       if (self->handed_over_) {
         spdlog::warn("parker's inventory did not come within {} ms; serving without it",
                      self->options_.startup_timeout_ms);
+      } else if (self->listener_recalled_ || self->listener_held_) {
+        spdlog::warn("parker did not hand back the listening socket it holds within {} ms (--startup-timeout); "
+                     "listening afresh",
+                     self->options_.startup_timeout_ms);
       } else {
-        spdlog::info("no answer from parker within {} ms; listening afresh", self->options_.startup_timeout_ms);
+        spdlog::info("no answer from parker within {} ms (--startup-timeout); listening afresh",
+                     self->options_.startup_timeout_ms);
       }
       self->decide_listener(std::move(self->handed_over_));
       break;

@@ -18,6 +18,7 @@ struct Config {
   std::vector<std::string> parker_sockets;
   std::string pool = "heavy_server";
   std::uint64_t park_after_ms = 1000;
+  std::uint64_t startup_timeout_ms = 5000;  // see ParkingOptions
   std::uint64_t session_bytes = 256 * 1024;
   std::string log_level = "info";
   std::string snapshot_path;  // empty: no snapshot

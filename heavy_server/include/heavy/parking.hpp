@@ -57,7 +57,10 @@ struct ParkingOptions {
   std::vector<std::string> socket_paths;
   std::string pool = "heavy_server";
   std::uint64_t park_after_ms = 1000;
-  std::uint64_t startup_timeout_ms = 1000;   // waiting for parker's listener before listening afresh
+  // At start, how long each answer from parker may take (its welcome, each inventory batch,
+  // the listener it holds) before we listen afresh without it: only a parker that is up but
+  // stuck costs this (one that is down refuses the connection at once).
+  std::uint64_t startup_timeout_ms = 5000;
   std::uint64_t handover_timeout_ms = 5000;  // graceful restart: then give up on busy connections
 };
 
@@ -135,6 +138,8 @@ class Parking final : private WriteThrough {
   Connection* restore(parker::UniqueFd fd, std::span<const std::byte> blob, std::uint64_t id);
   void forget_entry(std::uint64_t id);
   void forget_all_entries();
+  void wait_at_start();
+  void recall_listener();
   void decide_listener(parker::UniqueFd fd);
   void listener_woken(std::size_t shard, parker::UniqueFd fd, std::string_view blob);
   void park_listener();
@@ -193,6 +198,7 @@ class Parking final : private WriteThrough {
   // The inventories asked for at the start of each session.
   bool listener_in_inventory_ = false;
   bool listener_held_ = false;  // ... as a wake held for the pool (it comes as a WAKE)
+  bool listener_recalled_ = false;  // start: RECALLed, its WAKE (or ERROR unknown_id) is coming
   parker::UniqueFd handed_over_;  // start: the listener came back before the inventories ended
   std::size_t inventory_records_ = 0;
   std::size_t inventory_subscribers_ = 0;
