@@ -474,3 +474,39 @@ TEST_CASE("in-process: an owner gone with megabytes of answers unread still leav
   }
   CHECK(open_fd_count() == baseline);
 }
+
+// One read from a peer can hold thousands of small requests, and each STATS answer is a few
+// KB: a peer that asks 5,000 times without reading must not make parker queue 5,000 answers
+// at once. Parker stops handling frames at the output high-water mark (4 MiB) and goes on,
+// frame by frame from where it stopped, as the peer reads — every question answered, once.
+TEST_CASE("in-process: a peer asking for STATS thousands of times in one write is answered as it reads, not all at once",
+          "[daemon][inprocess][flood]") {
+  std::size_t baseline = fd_baseline();
+  {
+    InProcessParker parker;
+    auto flooder = parker.connect();
+    REQUIRE(parker.hello(*flooder, "pool", 1));
+    constexpr std::size_t kRequests = 5000;
+    std::vector<std::byte> requests;
+    for (std::size_t i = 0; i < kRequests; ++i) {
+      const std::vector<std::byte> frame = proto::encode(proto::StatsRequest{});
+      requests.insert(requests.end(), frame.begin(), frame.end());
+    }
+    REQUIRE(requests.size() < 64 * 1024);  // one read's worth: parker has it all at once
+    flooder->send_bytes(requests);
+    constexpr long long kHighWater = 4 << 20;
+    // Backed up (the socket took what it holds): megabytes queued, but no more than the mark.
+    REQUIRE(parker.run_until([&] { return parker.metric("parker_output_queued_bytes") >= kHighWater / 2; }));
+    const long long queued = parker.metric("parker_output_queued_bytes");
+    INFO("bytes queued for the flooder: " << queued);
+    CHECK(queued < kHighWater + (256 << 10));  // the mark, plus the answer that crossed it
+    // Other peers are still served meanwhile.
+    auto other = parker.connect();
+    REQUIRE(parker.hello(*other, "other", 1));
+    // The flooder reads: every request answered, in the end nothing left queued.
+    REQUIRE(parker.run_until([&] { return flooder->inbox().stats.size() == kRequests; }, {flooder.get()}));
+    CHECK(parker.metric("parker_output_queued_bytes") == 0);
+    CHECK(flooder->inbox().errors.empty());
+  }
+  CHECK(open_fd_count() == baseline);
+}

@@ -84,7 +84,10 @@ void ControlSession::on_poll(uv_poll_t* handle, int status, int events) noexcept
     return;
   }
   if ((events & UV_WRITABLE) != 0) self->pump();
-  if ((events & UV_READABLE) != 0 && !self->closed()) self->read_input();
+  // Frames read before the output high-water mark stopped their handling wait in the reader;
+  // the socket may hold nothing more to make it readable, so the drained output resumes them.
+  const bool resumed = (events & UV_WRITABLE) != 0 && self->reader_.buffered_bytes() > 0 && !self->input_paused();
+  if (((events & UV_READABLE) != 0 || resumed) && !self->closed()) self->read_input();
 }
 
 // The peer is gone: everything it sent is in our socket already, and read_input() ends the
@@ -116,14 +119,11 @@ void ControlSession::closed_unsent(std::size_t fds) {
 
 void ControlSession::read_input(int max_reads) {
   Capacity& capacity = core_.capacity;
-  auto sync_reader_fds = [&] {
-    std::size_t now = reader_.queued_fds();
-    capacity.reader_fds_changed(reader_fds_, now);
-    reader_fds_ = now;
-  };
   const bool to_the_end = max_reads == kToTheEnd;  // the peer is gone (read_to_the_end)
   const std::uint64_t write_targets_before = write_targets_;
   if (to_the_end) drop_unread_output();
+  // Whole frames left in the reader by a pause come first, in order.
+  if (!handle_buffered_frames(to_the_end)) return;
   for (int round = 0; round < max_reads && !closed() && !input_paused(); ++round) {
     if (!to_the_end && write_targets_ - write_targets_before >= kWriteTargetsPerEvent) break;
     if (!capacity.room_to_read()) {
@@ -153,21 +153,38 @@ void ControlSession::read_input(int max_reads) {
       close(Ending::peer_gone);
       return;
     }
-    while (auto frame = reader_.next()) {
-      sync_reader_fds();
-      if (!to_the_end || !is_query(protocol::type_of(frame->message))) handle(*frame);
-      if (closed()) return;
-      if (to_the_end) drop_unread_output();
-    }
-    sync_reader_fds();
-    if (reader_.error() != protocol::DecodeError::none) {
-      fail(error_code_for(reader_.error()),
-           fmt::format("malformed frame: {}", protocol::to_string(reader_.error())));
-      return;
-    }
+    if (!handle_buffered_frames(to_the_end)) return;
   }
   confirm_parks();
   update_poll();
+}
+
+// Handles the whole frames the reader holds, and stops — leaving the rest in the reader —
+// when the answers queued reach the output high-water mark: one 64 KiB read of STATS
+// requests would otherwise queue some 8,000 answers (tens of MB) at once. A gone peer's
+// are all handled (nobody reads its answers). False when the session ended or the stream
+// is malformed (the session failed).
+bool ControlSession::handle_buffered_frames(bool to_the_end) {
+  while (to_the_end || !input_paused()) {
+    std::optional<protocol::Frame> frame = reader_.next();
+    if (!frame) break;
+    sync_reader_fds();
+    if (!to_the_end || !is_query(protocol::type_of(frame->message))) handle(*frame);
+    if (closed()) return false;
+    if (to_the_end) drop_unread_output();
+  }
+  sync_reader_fds();
+  if (reader_.error() != protocol::DecodeError::none) {
+    fail(error_code_for(reader_.error()), fmt::format("malformed frame: {}", protocol::to_string(reader_.error())));
+    return false;
+  }
+  return true;
+}
+
+void ControlSession::sync_reader_fds() {
+  const std::size_t now = reader_.queued_fds();
+  core_.capacity.reader_fds_changed(reader_fds_, now);
+  reader_fds_ = now;
 }
 
 void ControlSession::resume_input() {

@@ -60,6 +60,8 @@ class ControlSession {
   // An owner that may still park (not leaving, parker not stopping).
   [[nodiscard]] bool wants_credit() const noexcept { return state_ == State::owner && !leaving_ && !finishing_; }
   [[nodiscard]] std::size_t unacked_wakes() const noexcept { return unacked_held_; }
+  // Bytes queued for the peer and not yet written.
+  [[nodiscard]] std::size_t queued_output_bytes() const noexcept { return out_.queued_bytes(); }
 
   // Hand-over: a frame whose fds parker keeps (it closes them once the successor has all).
   void send_lent(const protocol::Message& message, std::vector<int> fds);
@@ -109,6 +111,8 @@ class ControlSession {
   static constexpr std::uint64_t kWriteTargetsPerEvent = 4096;
   static constexpr int kToTheEnd = std::numeric_limits<int>::max();  // no bound at all
   void read_input(int max_reads = kReadsPerEvent);
+  [[nodiscard]] bool handle_buffered_frames(bool to_the_end);
+  void sync_reader_fds();
   void read_to_the_end();
   void drop_unread_output();
   void closed_unsent(std::size_t fds);

@@ -452,7 +452,10 @@ std::string Daemon::stats_text() const {
   g.fd_budget = capacity_.budget();
   g.client_fds = capacity_.client_fds();
   g.credit_outstanding = capacity_.credit();
-  for (ControlSession* s : sessions_) g.unacked_wakes += s->unacked_wakes();
+  for (ControlSession* s : sessions_) {
+    g.unacked_wakes += s->unacked_wakes();
+    g.output_queued_bytes += s->queued_output_bytes();
+  }
   return render_prometheus(counters_, g);
 }
 

@@ -109,6 +109,9 @@ std::string render_prometheus(const Counters& c, const Gauges& g) {
   value(out, "parker_credit_outstanding", g.credit_outstanding);
   header(out, "parker_unacked_wakes", "gauge", "Woken fds sent to 1.1 owners and not yet acknowledged (still held).");
   value(out, "parker_unacked_wakes", g.unacked_wakes);
+  header(out, "parker_output_queued_bytes", "gauge",
+         "Bytes queued for peers and not yet written (a session stops reading at 4 MiB of them).");
+  value(out, "parker_output_queued_bytes", g.output_queued_bytes);
 
   header(out, "parker_parks_total", "counter", "Connections accepted for parking.");
   value(out, "parker_parks_total", c.parks_total);

@@ -58,6 +58,7 @@ struct Gauges {
   std::size_t client_fds = 0;
   std::size_t credit_outstanding = 0;
   std::size_t unacked_wakes = 0;  // 1.1: woken fds sent and not yet acknowledged (still held)
+  std::size_t output_queued_bytes = 0;  // queued for peers, not yet written
 };
 
 [[nodiscard]] std::string render_prometheus(const Counters& counters, const Gauges& gauges);
