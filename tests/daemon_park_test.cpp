@@ -266,20 +266,34 @@ TEST_CASE("refused parks come back with their fd and a reason", "[daemon][park][
   CHECK(metric(stats, "parker_blob_bytes") == 4);
 }
 
-TEST_CASE("the max-parked limit refuses with quota_total across pools", "[daemon][park][reject]") {
-  ParkerProcess parker({"--max-parked", "1"});
+// --max-parked is the credit's ceiling too: an owner granted credit for parks that would
+// only be refused sends them (and a server like heavy_server would try again every scan).
+TEST_CASE("the max-parked limit caps the credit granted across pools, and a park beyond it comes back", "[daemon][park][reject]") {
+  ParkerProcess parker({"--max-parked", "3"});
   TcpListener listener;
-  RawOwner a(parker.socket_path()), b(parker.socket_path());
+  RawOwner a(parker.socket_path());
   REQUIRE(a.hello("a"));
+  CHECK(a.inbox().welcome->credit == 3);
+  std::vector<TcpPair> pairs;
+  std::vector<proto::ParkRecord> records;
+  std::vector<int> fds;
+  for (std::uint64_t i = 0; i < 4; ++i) {
+    pairs.push_back(listener.pair());
+    records.push_back({i + 1, 0, 0, ""});
+    fds.push_back(pairs.back().server.get());
+  }
+  a.park({records.begin(), records.begin() + 3}, {fds.begin(), fds.begin() + 3});
+  REQUIRE(eventually([&] { return parker_metric(parker.socket_path(), "parker_parked_connections") == 3; }));
+  RawOwner b(parker.socket_path());
   REQUIRE(b.hello("b"));
-  auto p1 = listener.pair();
-  auto p2 = listener.pair();
-  a.park_one(p1.server.get(), 1);
-  REQUIRE(eventually([&] { return parker_metric(parker.socket_path(), "parker_parked_connections") == 1; }));
-  b.park_one(p2.server.get(), 1);
+  CHECK(b.inbox().welcome->credit == 0);  // parker is full: nothing to grant
+  CHECK(parker_metric(parker.socket_path(), "parker_credit_outstanding") == 0);
+  // A 1.0 peer sending anyway gets its fd back.
+  b.send(proto::Park{{records[3]}}, std::vector<int>{fds[3]});
   REQUIRE(b.wait_for_rejected(1));
-  CHECK(b.inbox().rejected[0].record.reason == RejectReason::quota_total);
-  CHECK(inode_of(b.inbox().rejected[0].fd.get()) == inode_of(p2.server.get()));
+  CHECK(b.inbox().rejected[0].record.reason == RejectReason::no_credit);
+  CHECK(inode_of(b.inbox().rejected[0].fd.get()) == inode_of(pairs[3].server.get()));
+  CHECK(parker_metric(parker.socket_path(), "parker_parked_connections") == 3);
 }
 
 TEST_CASE("parks beyond the granted credit come back as no_credit", "[daemon][park][credit]") {

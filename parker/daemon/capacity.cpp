@@ -21,7 +21,8 @@ Capacity::Capacity(std::size_t fd_limit) noexcept
 
 std::size_t Capacity::budget() const noexcept {
   std::size_t taken = fixed_reserve_ + std::max(sessions_, session_reserve_) + read_headroom();
-  return fd_limit_ > taken ? fd_limit_ - taken : 0;
+  const std::size_t room = fd_limit_ > taken ? fd_limit_ - taken : 0;
+  return cap_ != 0 ? std::min(room, cap_) : room;
 }
 
 std::size_t Capacity::available() const noexcept {

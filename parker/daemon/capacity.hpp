@@ -34,6 +34,9 @@ class Capacity {
   [[nodiscard]] std::size_t session_reserve() const noexcept { return session_reserve_; }
   // Client fds parker may be responsible for at once (parked + held + queued + credit).
   [[nodiscard]] std::size_t budget() const noexcept;
+  // Lowers the budget to `max` client fds (--max-parked), so that owners are granted no
+  // credit for parks that would only be refused. 0: no cap below what the fd limit allows.
+  void cap_budget(std::size_t max) noexcept { cap_ = max; }
   [[nodiscard]] std::size_t client_fds() const noexcept { return client_fds_; }
   [[nodiscard]] std::size_t credit() const noexcept { return credit_; }
   [[nodiscard]] std::size_t used() const noexcept { return client_fds_ + credit_; }
@@ -70,6 +73,7 @@ class Capacity {
   std::size_t client_fds_ = 0;
   std::size_t credit_ = 0;
   std::size_t reader_fds_ = 0;
+  std::size_t cap_ = 0;  // 0: none
 };
 
 // Raises the soft RLIMIT_NOFILE to the hard limit; returns the soft limit now in force.

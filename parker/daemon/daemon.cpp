@@ -41,8 +41,8 @@ Daemon::Daemon(uv_loop_t* loop, Config config, std::size_t fd_limit, std::functi
       capacity_(fd_limit),
       reopen_log_(std::move(reopen_log)),
       table_(fd_limit) {
+  capacity_.cap_budget(config_.max_parked);
   totals_.max_parked = capacity_.budget();
-  if (config_.max_parked != 0) totals_.max_parked = std::min<std::size_t>(config_.max_parked, totals_.max_parked);
 }
 
 Daemon::~Daemon() = default;

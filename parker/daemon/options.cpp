@@ -68,7 +68,8 @@ ParseOutcome parse_options(int argc, char** argv) {
                  "A uid allowed to connect (repeatable; parker's own uid and root always are)");
   app.add_option("--allow-gid", o.config.allowed_gids, "A gid allowed to connect (repeatable)");
   app.add_option("--max-parked", o.config.max_parked,
-                 "Most connections parked in total (default 0: as many as the fd limit allows)");
+                 "Most client connections held in total, parked or on their way back; owners are granted no "
+                 "credit beyond it (default 0: as many as the fd limit allows)");
   app.add_option("--max-parked-per-owner", o.config.max_parked_per_owner,
                  "Most connections parked per pool (default 0: no quota)");
   app.add_option("--max-blob", o.config.max_blob, "Largest state blob per parked connection, bytes")
