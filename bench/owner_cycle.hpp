@@ -111,11 +111,15 @@ void park_wake_cycle(Session& session, CycleSink& sink, std::vector<UniqueFd>& h
   const pid_t parker = control->parker_pid.load();
   const CpuMark c0 = cpu_mark(parker);
   const double t0 = now_seconds();
+  // The connections were accepted here, as a server's are: park() need not fstat them
+  // (ParkOptions::socket_known, what heavy_server says too).
+  ParkOptions options;
+  options.socket_known = true;
   std::size_t next = 0;
   while (next < held.size()) {
     std::size_t in_frame = 0;
     while (next < held.size() && in_frame < batch) {
-      if (session.park(held[next], id_base + next, {}).failed()) break;  // no credit: wait
+      if (session.park(held[next], id_base + next, {}, options).failed()) break;  // no credit: wait
       ++next;
       ++in_frame;
     }

@@ -21,7 +21,7 @@ Error RawSession::connect(std::string_view path, std::string_view pool) {
   return {};
 }
 
-Error RawSession::park(UniqueFd& fd, std::uint64_t id, std::string_view blob) {
+Error RawSession::park(UniqueFd& fd, std::uint64_t id, std::string_view blob, const ParkOptions& /*options*/) {
   if (!connected()) return Error{ENOTCONN};
   if (!fd) return Error{EBADF};
   if (credit_ == 0) return Error{ENOBUFS};

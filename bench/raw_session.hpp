@@ -39,7 +39,8 @@ class RawSession {
   Error connect(std::string_view path, std::string_view pool);
 
   // As parker::Client: ENOTCONN before WELCOME, ENOBUFS without credit; the fd moves in.
-  Error park(UniqueFd& fd, std::uint64_t id, std::string_view blob);
+  // No socket check, and no options (they are all 0 on the wire).
+  Error park(UniqueFd& fd, std::uint64_t id, std::string_view blob, const ParkOptions& = {});
   Error recall(std::uint64_t id);
   void flush();
   void on_readable();

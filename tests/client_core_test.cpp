@@ -269,6 +269,40 @@ TEST_CASE("1.4: parks carry socket_checked only on a session that speaks 1.4", "
   CHECK(open_fd_count() == baseline);
 }
 
+// ParkOptions::socket_known: the caller vouches (its fds come from accept()), park() skips
+// its fstat and the record still says socket_checked to a 1.4 parker. A false vouch is the
+// caller's problem, and parker's safeguards take over: here the pipe goes out as claimed.
+TEST_CASE("1.4: a park with socket_known skips the library's check and still says socket_checked",
+          "[client][core][socket_checked]") {
+  std::size_t baseline = open_fd_count();
+  {
+    Session s(10, 65536, {}, protocol::kMinorSocketChecked);
+    auto a = make_parkable();
+    const ino_t a_inode = inode_of(a.parked.get());
+    int pipe_fds[2];
+    REQUIRE(::pipe2(pipe_fds, O_CLOEXEC) == 0);
+    UniqueFd pipe_read(pipe_fds[0]), pipe_write(pipe_fds[1]);
+    ParkOptions known;
+    known.socket_known = true;
+    REQUIRE(s.client.park(a.parked, 1, "one", known).ok());
+    REQUIRE(s.client.park(pipe_read, 2, "two", known).ok());  // not checked: taken
+    CHECK_FALSE(pipe_read.valid());
+    s.client.flush();
+    REQUIRE(pump_until(s.fake, [&] { return !s.fake.frames().empty(); }));
+    auto parks = s.fake.take<protocol::Park>();
+    REQUIRE(parks.size() == 1);
+    REQUIRE(parks[0].first.records.size() == 2);
+    CHECK(parks[0].first.records[0] == protocol::ParkRecord{1, 0, protocol::kSocketChecked, "one"});
+    CHECK(parks[0].first.records[1] == protocol::ParkRecord{2, 0, protocol::kSocketChecked, "two"});
+    REQUIRE(parks[0].second.size() == 2);
+    CHECK(inode_of(parks[0].second[0].get()) == a_inode);
+    s.fake.send(protocol::Parked{2});
+    REQUIRE(run_until(s.client, &s.fake, [&] { return s.recorder.parked.size() == 2; }));
+    s.client.close();
+  }
+  CHECK(open_fd_count() == baseline);
+}
+
 TEST_CASE("credit: parks beyond it fail with ENOBUFS until CREDIT grants more", "[client][core]") {
   std::size_t baseline = open_fd_count();
   {

@@ -380,6 +380,7 @@ void Parking::scan() {
 // are exempt, as in redis.
 parker::ParkOptions Parking::park_options(const Connection& conn, std::size_t shard) const {
   parker::ParkOptions o;
+  o.socket_known = true;  // accepted by our listener (or handed back by parker): no fstat
   if (exactly_once(shard)) o.keepalive_set = conn.session().subscribed() ? kSubscribedRules : kPlainRules;
   const std::uint64_t timeout_ms = server_.options().client_limits.timeout_seconds * 1000;
   if (timeout_ms == 0 || conn.session().subscribed()) return o;
@@ -835,7 +836,9 @@ void Parking::park_listener() {
   }
   const std::size_t shard_max = max_blob(client_->shard_for(kListenerParkId).value_or(0));
   std::string blob = encode_listener_blob(refs, shard_max == SIZE_MAX ? 1u << 20 : shard_max);
-  if (parker::Error e = client_->park(listener_, kListenerParkId, blob); e.failed()) {
+  parker::ParkOptions listener_options;
+  listener_options.socket_known = true;
+  if (parker::Error e = client_->park(listener_, kListenerParkId, blob, listener_options); e.failed()) {
     spdlog::error("cannot park the listening socket: {}", parker::describe(e));
     return;
   }

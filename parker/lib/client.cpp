@@ -186,9 +186,11 @@ Error Client::park(UniqueFd& fd, std::uint64_t id, std::string_view blob, const 
   }
   // Parker would refuse a non-socket too, but without the blob: catch it here, where the
   // caller still has everything.
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) return Error::from_errno();
-  if (!S_ISSOCK(st.st_mode)) return Error{ENOTSOCK};
+  if (!options.socket_known) {
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0) return Error::from_errno();
+    if (!S_ISSOCK(st.st_mode)) return Error{ENOTSOCK};
+  }
   if (credit_ == 0) return Error{ENOBUFS};
   --credit_;
   if (options.keepalive_set > protocol::kMaxKeepaliveSets || (options.keepalive_set != 0 && !exactly_once())) {

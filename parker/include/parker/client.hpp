@@ -106,6 +106,12 @@ struct ParkOptions {
   // 1.1: the keep-alive rule set (1..15, declared with declare_keepalive_rules) parker
   // answers this connection's keep-alive requests with while it is parked; 0: none.
   std::uint8_t keepalive_set = 0;
+  // You know the fd is a socket (it came from accept(), socket() or a WAKE): park() skips its
+  // check (an fstat: on this machine's VMs a syscall is about a third of what a park costs the
+  // owner). A 1.4 parker is told it was checked either way; an fd that is not a socket after
+  // all only hurts you: parker refuses to watch a regular file (watch_failed) and hands back
+  // a pipe at its first event.
+  bool socket_known = false;
 };
 
 // A connection parker handed back: it is yours again.
@@ -244,8 +250,9 @@ class Client {
   //   ENOTCONN  no session with parker now  ENOBUFS   no credit left (see credit())
   //   EMSGSIZE  blob over parker's max_blob (or over what one frame can carry)
   //   EINVAL    an observer session, or a deadline out of range
-  // The socket check (ENOTSOCK) is made here, once: on a 1.4 session the park tells parker
-  // so (socket_checked) and parker does not check again; an older parker checks itself.
+  // The socket check (ENOTSOCK) is made here, once (or not at all: ParkOptions::socket_known):
+  // on a 1.4 session the park tells parker so (socket_checked) and parker does not check
+  // again; an older parker checks itself.
   Error park(UniqueFd& fd, std::uint64_t id, std::string_view blob, const ParkOptions& options = {});
 
   // Asks for a parked connection back now: it comes through on_wake (reason recalled).
