@@ -75,6 +75,12 @@ void RawSession::flush() {
     queued_recalls_.clear();
   }
   write_out();
+  // As parker::Client::flush(): read the confirmations every 512 parks sent, so that a tight
+  // park loop closes its copies while they are warm (the protocol's cost, not the loop's).
+  if (exactly_once() && parks_sent_ - parks_sent_at_read_ >= 512) {
+    parks_sent_at_read_ = parks_sent_;
+    on_readable();
+  }
 }
 
 void RawSession::write_out() {

@@ -88,6 +88,7 @@ class RawSession {
   // 1.1
   std::deque<Unconfirmed> unconfirmed_;
   std::uint64_t parks_sent_ = 0;
+  std::uint64_t parks_sent_at_read_ = 0;
   std::uint64_t wakes_received_ = 0;  // = adopted: every on_wake has returned when counted
   std::uint64_t ack_sent_ = 0;
 };

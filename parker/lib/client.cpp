@@ -50,7 +50,7 @@ void Client::attempt_connection() {
   credit_ = 0;
   welcome_ = protocol::Welcome{};
   welcome_.minor = 0;  // 1.0 rules until parker says otherwise
-  parks_sent_ = wakes_received_ = acknowledged_ = ack_sent_ = 0;
+  parks_sent_ = parks_sent_at_read_ = wakes_received_ = acknowledged_ = ack_sent_ = 0;
   inventory_wanted_ = false;
   queued_writes_.clear();  // the old session's: reported by take_unanswered_writes()
   writes_queued_ = writes_answered_ = 0;

@@ -408,6 +408,7 @@ class Client {
   // for the next PARK frame. They are parker's already; we only let go later.
   std::vector<UniqueFd> confirmed_copies_;
   std::uint64_t parks_sent_ = 0;      // park records framed on this session
+  std::uint64_t parks_sent_at_read_ = 0;  // parks_sent_ when flush() last read PARKED itself
   std::uint64_t wakes_received_ = 0;  // WAKE records received on this session
   std::uint64_t acknowledged_ = 0;    // what the program has adopted
   std::uint64_t ack_sent_ = 0;        // what the last ACK said
