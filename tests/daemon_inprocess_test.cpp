@@ -510,3 +510,42 @@ TEST_CASE("in-process: a peer asking for STATS thousands of times in one write i
   }
   CHECK(open_fd_count() == baseline);
 }
+
+// Parker closed a parked client (it hung up) and queued CLOSED for the owner, behind answers
+// the owner never read; then the owner died. That CLOSED frame was dropped with the rest of
+// the unread output, so no session of the pool ever heard of the close. Now the records of
+// CLOSED frames not written whole go back to the pool, as unsent wakes do: the next session
+// gets them.
+TEST_CASE("in-process: a CLOSED its owner never got goes to the pool's next session", "[daemon][inprocess][peer_gone]") {
+  std::size_t baseline = fd_baseline();
+  {
+    InProcessParker parker;
+    TcpListener listener;
+    auto owner = parker.connect(4096);  // a small send buffer: parker's output backs up early
+    REQUIRE(parker.hello(*owner, "pool", 1));
+    TcpPair pair = listener.pair();
+    owner->park_one(pair.server.get(), 7);
+    pair.server.reset();
+    REQUIRE(parker.run_until([&] { return owner->inbox().parked == 1; }, {owner.get()}));
+    // The owner stops reading; answers pile up in parker.
+    std::vector<std::byte> requests;
+    for (int i = 0; i < 200; ++i) {
+      const std::vector<std::byte> frame = proto::encode(proto::StatsRequest{});
+      requests.insert(requests.end(), frame.begin(), frame.end());
+    }
+    owner->send_bytes(requests);
+    REQUIRE(parker.run_until([&] { return parker.metric("parker_output_queued_bytes") > 0; }));
+    // The client hangs up: parker closes the socket and queues CLOSED behind the answers.
+    pair.client.reset();
+    REQUIRE(parker.run_until([&] { return parker.metric("parker_closed_total{reason=\"hangup\"}") == 1; }));
+    owner.reset();  // dies without reading
+    REQUIRE(parker.run_until([&] { return parker.metric("parker_owner_sessions") == 0; }));
+    auto next = parker.connect();
+    REQUIRE(parker.hello(*next, "pool", 1));
+    REQUIRE(parker.run_until([&] { return !next->inbox().closed.empty(); }, {next.get()}));
+    REQUIRE(next->inbox().closed.size() == 1);
+    CHECK(next->inbox().closed[0].id == 7);
+    CHECK(next->inbox().closed[0].reason == proto::CloseReason::hangup);
+  }
+  CHECK(open_fd_count() == baseline);
+}

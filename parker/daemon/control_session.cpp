@@ -108,7 +108,7 @@ bool ControlSession::is_query(protocol::MessageType type) noexcept {
   return type == MessageType::stats || type == MessageType::list || type == MessageType::inventory;
 }
 
-void ControlSession::drop_unread_output() { closed_unsent(out_.drop_all_but_wakes()); }
+void ControlSession::drop_unread_output() { closed_unsent(out_.drop_all_but_deliveries()); }
 
 // Fds of frames dropped unsent (refused parks of a peer that went away) were closed.
 void ControlSession::closed_unsent(std::size_t fds) {
@@ -643,7 +643,9 @@ void ControlSession::encode_pending() {
     protocol::Closed closed;
     closed.records.assign(pending_closed_.begin() + static_cast<std::ptrdiff_t>(at),
                           pending_closed_.begin() + static_cast<std::ptrdiff_t>(end));
-    out_.push(frame_of(closed));
+    OutgoingFrame out = frame_of(closed);
+    out.closes = std::move(closed.records);  // back to the pool if never written whole
+    out_.push(std::move(out));
   }
   pending_closed_.clear();
   encode_inventory();
@@ -795,11 +797,12 @@ void ControlSession::leave_pool(Ending ending) {
   return_unsent(*pool, minor_ >= protocol::kMinorExactlyOnce);
 }
 
-// Wakes whose fds are still ours in queued frames (`include_started`: a frame already partly
-// written too — only when the connection is being closed), wakes and CLOSED records not yet
-// encoded: back to the pool, in order.
+// Wakes whose fds are still ours and CLOSED records, in queued frames not written whole
+// (`include_started`: a frame already partly written too — only when the connection is
+// being closed), then wakes and CLOSED records not yet encoded: back to the pool, in order.
 void ControlSession::return_unsent(Pool& pool, bool include_started) {
   for (WakeItem& item : out_.take_wakes(include_started)) pool.deliver(std::move(item));
+  for (const protocol::CloseRecord& record : out_.take_closes(include_started)) pool.deliver(record);
   while (!pending_wakes_.empty()) {
     pool.deliver(std::move(pending_wakes_.front()));
     pending_wakes_.pop_front();

@@ -89,10 +89,20 @@ std::vector<WakeItem> OutputQueue::take_wakes(bool include_started) {
   return taken;
 }
 
-std::size_t OutputQueue::drop_all_but_wakes() noexcept {
+std::vector<protocol::CloseRecord> OutputQueue::take_closes(bool include_started) {
+  std::vector<protocol::CloseRecord> taken;
+  remove_frames([&](OutgoingFrame& f, bool started) {
+    if (f.closes.empty() || (started && !include_started)) return false;
+    taken.insert(taken.end(), f.closes.begin(), f.closes.end());
+    return true;
+  });
+  return taken;
+}
+
+std::size_t OutputQueue::drop_all_but_deliveries() noexcept {
   std::size_t closed = 0;
   remove_frames([&](const OutgoingFrame& f, bool /*started*/) {
-    if (holds_wakes(f)) return false;
+    if (holds_wakes(f) || !f.closes.empty()) return false;
     closed += f.fds.size();  // they close with the frame
     return true;
   });

@@ -31,6 +31,7 @@ struct OutgoingFrame {
   std::vector<UniqueFd> fds;                    // fds[i] belongs to record i
   std::vector<protocol::WakeRecord> wakes;      // WAKE frames: the records (else empty)
   std::vector<std::uint64_t> woken_ns;          // WAKE frames: WakeItem::woken_ns of each record (may be empty)
+  std::vector<protocol::CloseRecord> closes;    // CLOSED frames: the records, for the pool if never written whole
   std::uint64_t confirms_parks = 0;             // PARKED frames: the count they confirm
   std::vector<int> lent_fds;                    // HANDOVER frames: sent, not owned (when `fds` is empty)
 };
@@ -68,11 +69,16 @@ class OutputQueue {
   // leave the queue. `include_started`: also a partly written front frame (only when the
   // connection is being closed — removing it mid-stream would corrupt the byte stream).
   [[nodiscard]] std::vector<WakeItem> take_wakes(bool include_started);
+  // The records of CLOSED frames not written whole, in order (`include_started` as above);
+  // their frames leave the queue. A peer cannot have read a record of a frame it did not
+  // get whole, so they go back to the pool, for another session of it.
+  [[nodiscard]] std::vector<protocol::CloseRecord> take_closes(bool include_started);
   // Drops everything still queued; returns how many fds that closed.
   std::size_t clear() noexcept;
-  // The peer is gone: drops every frame but the WAKE frames whose fds are still ours (those
-  // go back to the pool with take_wakes). Returns how many fds that closed.
-  std::size_t drop_all_but_wakes() noexcept;
+  // The peer is gone: drops every frame but what goes back to the pool — WAKE frames whose
+  // fds are still ours (take_wakes) and CLOSED frames (take_closes). Returns how many fds
+  // that closed.
+  std::size_t drop_all_but_deliveries() noexcept;
 
   [[nodiscard]] bool empty() const noexcept { return frames_.empty(); }
   [[nodiscard]] std::size_t queued_bytes() const noexcept { return queued_bytes_; }
