@@ -104,7 +104,7 @@ int owner_main(int listener, std::size_t m, const std::array<std::string, kAckCo
 
 void measure_ack_cost_throughput(const Config& config, ScenarioReport& report) {
   const std::size_t m = config.pick<std::size_t>(300, 10000, 19000);
-  const int reps = config.reps(2, 7);
+  const int reps = config.reps(2, 11);  // per-repetition ratios move by ±30 %: see park_wake_throughput
   report.param("throughput_connections", std::to_string(m));
   report.param("throughput_repetitions", std::to_string(reps));
 
