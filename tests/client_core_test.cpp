@@ -306,8 +306,8 @@ TEST_CASE("1.4: a park with socket_known skips the library's check and still say
 // A program that parks in a tight loop and reads parker's socket only when its credit runs
 // out would close its copies of confirmed parks thousands of parks after sending them, cold
 // in the CPU's caches (1.1 parked at 0.84-0.89x of 1.0 in bench/README.md's ack_cost). So
-// flush() reads parker's answers itself every 512 parks sent: here nobody else reads.
-TEST_CASE("1.1: flush() reads the confirmations itself every 512 parks sent", "[client][core][exactly_once]") {
+// flush() reads parker's answers itself every 256 parks sent: here nobody else reads.
+TEST_CASE("1.1: flush() reads the confirmations itself every 256 parks sent", "[client][core][exactly_once]") {
   std::size_t baseline = open_fd_count();
   {
     Session s(2048, 65536, {}, protocol::kMinorExactlyOnce);
@@ -329,19 +329,19 @@ TEST_CASE("1.1: flush() reads the confirmations itself every 512 parks sent", "[
         return received == total;
       }));
     };
-    park_and_flush(500);
-    receive_parks(500);
-    s.fake.send(protocol::Parked{500});
-    park_and_flush(11);  // 511 sent: not yet
+    park_and_flush(200);
+    receive_parks(200);
+    s.fake.send(protocol::Parked{200});
+    park_and_flush(55);  // 255 sent: not yet
     CHECK(s.recorder.parked.empty());
-    park_and_flush(1);   // the 512th: flush() reads PARKED
-    CHECK(s.recorder.parked.size() == 500);
-    receive_parks(512);
-    s.fake.send(protocol::Parked{512});
-    park_and_flush(511);
-    CHECK(s.recorder.parked.size() == 500);
+    park_and_flush(1);   // the 256th: flush() reads PARKED
+    CHECK(s.recorder.parked.size() == 200);
+    receive_parks(256);
+    s.fake.send(protocol::Parked{256});
+    park_and_flush(255);
+    CHECK(s.recorder.parked.size() == 200);
     park_and_flush(1);
-    CHECK(s.recorder.parked.size() == 512);
+    CHECK(s.recorder.parked.size() == 256);
     s.client.close();
   }
   CHECK(open_fd_count() == baseline);

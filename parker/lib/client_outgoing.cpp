@@ -9,9 +9,9 @@ namespace parker {
 namespace {
 // Body of a RECALL/DROP frame: u32 count, then 8 bytes per id.
 constexpr std::size_t kMaxIdsPerFrame = (protocol::kMaxFrameBody - 4) / 8;
-// One read of parker's answers per this many parks sent (see flush()): a recvmsg per 512
+// One read of parker's answers per this many parks sent (see flush()): a recvmsg per 256
 // parks costs nothing measurable, and copies close while still warm.
-constexpr std::uint64_t kReadAfterParks = 512;
+constexpr std::uint64_t kReadAfterParks = 256;  // about one full PARK frame
 }  // namespace
 
 void Client::flush() {
