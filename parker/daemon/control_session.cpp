@@ -84,10 +84,7 @@ void ControlSession::on_poll(uv_poll_t* handle, int status, int events) noexcept
     return;
   }
   if ((events & UV_WRITABLE) != 0) self->pump();
-  // Frames read before the output high-water mark stopped their handling wait in the reader;
-  // the socket may hold nothing more to make it readable, so the drained output resumes them.
-  const bool resumed = (events & UV_WRITABLE) != 0 && self->reader_.buffered_bytes() > 0 && !self->input_paused();
-  if (((events & UV_READABLE) != 0 || resumed) && !self->closed()) self->read_input();
+  if ((events & UV_READABLE) != 0 && !self->closed()) self->read_input();
 }
 
 // The peer is gone: everything it sent is in our socket already, and read_input() ends the
@@ -165,7 +162,11 @@ void ControlSession::read_input(int max_reads) {
 // are all handled (nobody reads its answers). False when the session ended or the stream
 // is malformed (the session failed).
 bool ControlSession::handle_buffered_frames(bool to_the_end) {
-  while (to_the_end || !input_paused()) {
+  for (;;) {
+    if (!to_the_end && input_paused()) {
+      frames_held_ = reader_.buffered_bytes() > 0;  // pump() resumes them once output drains
+      break;
+    }
     std::optional<protocol::Frame> frame = reader_.next();
     if (!frame) break;
     sync_reader_fds();
@@ -704,6 +705,13 @@ void ControlSession::pump() {
   }
   if (finishing_ && goodbye_queued_ && out_.empty()) {
     close(Ending::by_parker);
+    return;
+  }
+  if (frames_held_ && !input_paused()) {
+    // Frames whose handling the output mark stopped wait in the reader, and the socket may
+    // hold nothing more to make it readable: the drained output resumes them.
+    frames_held_ = false;
+    read_input();  // updates the poll
     return;
   }
   update_poll();

@@ -208,6 +208,7 @@ class ControlSession {
   int poll_events_ = 0;
   bool started_ = false;
   bool paused_for_room_ = false;
+  bool frames_held_ = false;  // the output mark stopped handle_buffered_frames with bytes left
   bool finishing_ = false;
   bool goodbye_queued_ = false;  // the shutdown ERROR is in out_
 };
