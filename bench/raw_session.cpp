@@ -77,7 +77,7 @@ void RawSession::flush() {
   write_out();
   // As parker::Client::flush(): read the confirmations every 256 parks sent, so that a tight
   // park loop closes its copies while they are warm (the protocol's cost, not the loop's).
-  if (exactly_once() && parks_sent_ - parks_sent_at_read_ >= 256) {
+  if (exactly_once() && parks_sent_ - parks_sent_at_read_ >= Client::kReadAfterParks) {
     parks_sent_at_read_ = parks_sent_;
     on_readable();
   }

@@ -9,9 +9,6 @@ namespace parker {
 namespace {
 // Body of a RECALL/DROP frame: u32 count, then 8 bytes per id.
 constexpr std::size_t kMaxIdsPerFrame = (protocol::kMaxFrameBody - 4) / 8;
-// One read of parker's answers per this many parks sent (see flush()): a recvmsg per 256
-// parks costs nothing measurable, and copies close while still warm.
-constexpr std::uint64_t kReadAfterParks = 256;  // about one full PARK frame
 }  // namespace
 
 void Client::flush() {
@@ -32,11 +29,8 @@ void Client::flush() {
   encode_ids(protocol::MessageType::recall, queued_recalls_);
   encode_ids(protocol::MessageType::drop, queued_drops_);
   write_out();
-  // A program that parks in a tight loop may read our socket only when its credit runs
-  // out: its copies of parks parker confirmed long ago would then close thousands of parks
-  // after they were sent, cold in the CPU's caches (1.1 parked at 0.84-0.89x of 1.0 in full
-  // frames; bench/README.md, ack_cost). So every so many parks sent, flush() reads what
-  // parker has answered itself.
+  // Confirmations read here close our copies while warm (see kReadAfterParks); one recvmsg
+  // per 256 parks costs nothing measurable.
   if (exactly_once() && parks_sent_ - parks_sent_at_read_ >= kReadAfterParks && socket_) {
     parks_sent_at_read_ = parks_sent_;
     on_readable();

@@ -288,8 +288,12 @@ class Client {
   Error leave();
 
   // Sends what park(), recall() and drop() queued, as few frames as possible. Once per loop
-  // iteration, after the callbacks of that iteration.
+  // iteration, after the callbacks of that iteration. On a 1.1 session it also reads what
+  // parker answered once every kReadAfterParks parks sent (its callbacks may then run): a
+  // loop that parks without reading would otherwise close its copies of confirmed parks
+  // thousands of parks late, cold in the CPU's caches (bench/README.md, ack_cost).
   void flush();
+  static constexpr std::uint64_t kReadAfterParks = 256;  // about one full PARK frame
 
   // Stops for good: no reconnects. Parks queued but not sent come back through on_rejected
   // before close() returns; no callback after that. Idempotent. connect() may start again.
