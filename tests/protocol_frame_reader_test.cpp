@@ -22,6 +22,7 @@
 
 namespace proto = parker::protocol;
 using parker::UniqueFd;
+using parker::test::inode_of;
 using parker::test::open_fd_count;
 using Bytes = std::vector<std::byte>;
 
@@ -55,12 +56,6 @@ std::vector<int> raw(const std::vector<UniqueFd>& fds) {
   std::vector<int> out;
   for (const auto& fd : fds) out.push_back(fd.get());
   return out;
-}
-
-ino_t inode_of(int fd) {
-  struct stat st {};
-  REQUIRE(::fstat(fd, &st) == 0);
-  return st.st_ino;
 }
 
 void send(int socket, std::span<const std::byte> bytes, const std::vector<int>& fds = {}) {

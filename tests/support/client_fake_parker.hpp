@@ -25,6 +25,7 @@
 #include "parker/frame_reader.hpp"
 #include "parker/protocol.hpp"
 #include "parker/unix_socket.hpp"
+#include "support/fd_count.hpp"
 
 namespace parker::test {
 
@@ -196,12 +197,6 @@ inline ParkableSocket make_parkable() {
   auto pair = make_socket_pair(0, true);
   REQUIRE(pair.ok());
   return {std::move(pair.value.first), std::move(pair.value.second)};
-}
-
-inline ino_t inode_of(int fd) {
-  struct stat st {};
-  REQUIRE(::fstat(fd, &st) == 0);
-  return st.st_ino;
 }
 
 // A byte written on `peer` can be read from `woken`: the two are still the ends of one live

@@ -461,10 +461,4 @@ inline bool peer_closed(int fd, std::chrono::milliseconds timeout = 5s) {
 }
 
 // The inode of an fd: the same open socket seen through two fds has the same one.
-inline ino_t inode_of(int fd) {
-  struct stat st {};
-  ::fstat(fd, &st);
-  return st.st_ino;
-}
-
 }  // namespace parker::test
