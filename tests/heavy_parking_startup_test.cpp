@@ -7,15 +7,12 @@
 // on the listener 1 s after the RECALL, counted from the start of a loop iteration that had
 // spent most of that second indexing the inventory, and listened on a new port while parker
 // still held the old one, its queued clients with it.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-
 #include <memory>
 
 #include <catch2/catch.hpp>
 
 #include "support/client_fake_parker.hpp"
+#include "support/daemon_harness.hpp"
 #include "support/heavy_parking_support.hpp"
 
 using namespace heavy::test;
@@ -27,26 +24,6 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 constexpr std::uint64_t kListenerId = UINT64_MAX;  // heavy::kListenerParkId
-
-// A listening TCP socket on 127.0.0.1, as a previous heavy_server would have parked it.
-struct Listener {
-  parker::UniqueFd fd;
-  std::uint16_t port = 0;
-};
-Listener listen_on_loopback() {
-  Listener l;
-  l.fd.reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  REQUIRE(l.fd.valid());
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(l.fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  REQUIRE(::listen(l.fd.get(), 128) == 0);
-  socklen_t len = sizeof addr;
-  REQUIRE(::getsockname(l.fd.get(), reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-  l.port = ntohs(addr.sin_port);
-  return l;
-}
 
 // heavy_server against `fake`, up to the point where it has asked for the inventory.
 std::unique_ptr<parker::test::Process> start_against(FakeParker& fake, const std::string& startup_timeout_ms) {
@@ -93,15 +70,15 @@ TEST_CASE("heavy: a listening socket parker hands back after a second is still t
   REQUIRE_FALSE(server->wait_for_output("listening on ", 1500ms));
   REQUIRE(Clock::now() - recalled_at > 1200ms);  // well past the old second (the wait may end a little early)
 
-  Listener listener = listen_on_loopback();
-  fake.send(proto::Wake{{{kListenerId, proto::WakeReason::recalled, ""}}}, {listener.fd.get()});
-  listener.fd.reset();  // heavy_server's copy is now the only one
+  // A listening socket on 127.0.0.1, as a previous heavy_server would have parked it.
+  parker::test::TcpListener listener;
+  fake.send(proto::Wake{{{kListenerId, proto::WakeReason::recalled, ""}}}, {listener.fd()});
   REQUIRE(server->wait_for_output("listening on ", 20s));
   REQUIRE(server->wait_for_output("\n", 1s));
   INFO("heavy_server:\n" << server->output());
-  CHECK(listening_port(server->output()) == listener.port);
+  CHECK(listening_port(server->output()) == listener.port());
   CHECK(server->output().find("(handed over by parker)") != std::string::npos);
-  RespClient client(listener.port);
+  RespClient client(listener.port());
   CHECK(client.call({"PING"}) == "+PONG\r\n");  // served on the socket parker held
 }
 
