@@ -41,6 +41,15 @@ void park_all(RawOwner& owner, const std::vector<TcpPair>& pairs) {
   }
 }
 
+// `n` STATS requests back to back, to send in one write.
+std::vector<std::byte> stats_requests(std::size_t n) {
+  const std::vector<std::byte> one = proto::encode(proto::StatsRequest{});
+  std::vector<std::byte> all;
+  all.reserve(one.size() * n);
+  for (std::size_t i = 0; i < n; ++i) all.insert(all.end(), one.begin(), one.end());
+  return all;
+}
+
 // libuv opens a process-wide signal pipe the first time a signal handle is made, and keeps
 // it: make it before a test counts its fds.
 std::size_t fd_baseline() {
@@ -487,11 +496,7 @@ TEST_CASE("in-process: a peer asking for STATS thousands of times in one write i
     auto flooder = parker.connect();
     REQUIRE(parker.hello(*flooder, "pool", 1));
     constexpr std::size_t kRequests = 5000;
-    std::vector<std::byte> requests;
-    for (std::size_t i = 0; i < kRequests; ++i) {
-      const std::vector<std::byte> frame = proto::encode(proto::StatsRequest{});
-      requests.insert(requests.end(), frame.begin(), frame.end());
-    }
+    const std::vector<std::byte> requests = stats_requests(kRequests);
     REQUIRE(requests.size() < 64 * 1024);  // one read's worth: parker has it all at once
     flooder->send_bytes(requests);
     constexpr long long kHighWater = 4 << 20;
@@ -528,12 +533,7 @@ TEST_CASE("in-process: a CLOSED its owner never got goes to the pool's next sess
     pair.server.reset();
     REQUIRE(parker.run_until([&] { return owner->inbox().parked == 1; }, {owner.get()}));
     // The owner stops reading; answers pile up in parker.
-    std::vector<std::byte> requests;
-    for (int i = 0; i < 200; ++i) {
-      const std::vector<std::byte> frame = proto::encode(proto::StatsRequest{});
-      requests.insert(requests.end(), frame.begin(), frame.end());
-    }
-    owner->send_bytes(requests);
+    owner->send_bytes(stats_requests(200));
     REQUIRE(parker.run_until([&] { return parker.metric("parker_output_queued_bytes") > 0; }));
     // The client hangs up: parker closes the socket and queues CLOSED behind the answers.
     pair.client.reset();
